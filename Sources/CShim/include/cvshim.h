@@ -1,0 +1,113 @@
+/*
+ * cvshim: the C side of curvine-fuse (libfuse 3.14 low-level API).
+ *
+ * Owns everything Swift cannot or should not do itself:
+ *   - session setup from an argv of mount options (FUSE_ARGS_INIT is a macro),
+ *   - our own multithreaded loop: N worker threads, each with its own cloned
+ *     /dev/fuse fd (FUSE_DEV_IOC_CLONE), splice receive where the kernel allows,
+ *   - the single place where /dev/fuse is read and written (custom io hooks),
+ *     so the performance work can patch INIT/OPEN replies for kernel passthrough,
+ *   - read replies through fuse_reply_data (splice when negotiated),
+ *   - NUMA pinning of worker threads, signal handling, clean unmount.
+ *
+ * All exported names are prefixed cvfuse_. Swift fills struct fuse_lowlevel_ops
+ * itself with @convention(c) functions living in nonisolated library code.
+ */
+#ifndef CVSHIM_H
+#define CVSHIM_H
+
+#ifndef FUSE_USE_VERSION
+#define FUSE_USE_VERSION 314
+#endif
+#include <fuse_lowlevel.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Opaque session: libfuse session + loop state + channel table. */
+typedef struct cvfuse_session cvfuse_session;
+
+typedef struct cvfuse_loop_config {
+    int worker_threads;   /* threads reading /dev/fuse; each clones its own fd (>= 1) */
+    int clone_fd;         /* 1: FUSE_DEV_IOC_CLONE per thread; 0: all share the session fd */
+    int numa_pin;         /* 1: pin workers to the CPUs of one NUMA node when >1 node exists */
+    int debug;            /* 1: log each request opcode to stderr */
+} cvfuse_loop_config;
+
+/* Create a session. `argv` is a full argv ("curvine-fuse", "-o", "allow_other,...", ...)
+ * as libfuse's option parser expects (fsname=, subtype=, allow_other, ro, default_permissions,
+ * max_read= ...). Returns NULL and prints the reason on failure. */
+cvfuse_session *cvfuse_new(int argc, char **argv, const struct fuse_lowlevel_ops *ops,
+                           size_t ops_size, void *userdata);
+
+/* Mount at `mountpoint`; 0 on success, -1 on failure (reason printed). Installs
+ * the custom io hooks on the mounted fd. */
+int cvfuse_mount(cvfuse_session *s, const char *mountpoint);
+
+/* Install SIGTERM/SIGINT/SIGHUP handlers that end the session (fuse_set_signal_handlers). */
+int cvfuse_install_signal_handlers(cvfuse_session *s);
+
+/* Run the loop until the session exits (signal, unmount, cvfuse_exit). Returns 0 on
+ * a clean end, else a negative errno. Blocks the calling thread. */
+int cvfuse_run(cvfuse_session *s, const cvfuse_loop_config *cfg);
+
+/* Ask the loop to end (any thread; async-signal-safe). */
+void cvfuse_exit(cvfuse_session *s);
+
+/* Unmount (if mounted), remove signal handlers, destroy. Safe to call once after run. */
+void cvfuse_unmount_and_destroy(cvfuse_session *s);
+
+/* The session's libfuse handle, for fuse_lowlevel_notify_* calls. */
+struct fuse_session *cvfuse_fuse_session(cvfuse_session *s);
+
+/* ---- replies ---------------------------------------------------------------
+ * Replies may be sent from any thread. With cloned fds a reply must go to the
+ * fd its request came from: the receiving thread's fd is remembered in a
+ * thread-local; a thread replying for a request it did not receive first calls
+ * cvfuse_set_reply_channel(ch) with the value cvfuse_current_channel() returned
+ * on the receiving thread, and cvfuse_set_reply_channel(-1) afterwards. */
+int  cvfuse_current_channel(void);
+void cvfuse_set_reply_channel(int channel);
+
+/* Reply to READ with `size` bytes from memory (splice-move when negotiated). */
+int cvfuse_reply_data_mem(fuse_req_t req, const void *buf, size_t size);
+/* Reply to READ with `size` bytes read from `fd` at `off` (splice from the file
+ * when negotiated, e.g. a short-circuit block file; else a copy). */
+int cvfuse_reply_data_fd(fuse_req_t req, int fd, off_t off, size_t size);
+
+/* ---- init negotiation ------------------------------------------------------ */
+typedef struct cvfuse_init_options {
+    unsigned max_write;          /* bytes; 1 MiB */
+    unsigned max_read;           /* bytes; 1 MiB (also passed as -o max_read) */
+    unsigned max_readahead;      /* bytes; 0 = kernel's offer */
+    unsigned max_background;     /* upstream default 256 */
+    unsigned congestion_threshold; /* upstream default 192 */
+    int enable_splice;           /* splice read/write/move */
+    int writeback_cache;         /* only when asked */
+    int posix_locks;             /* POSIX/OFD locks handled by the daemon */
+    int flock_locks;             /* flock handled by the daemon */
+    int time_gran_ns;            /* 1000000: Curvine stores ms */
+} cvfuse_init_options;
+
+/* Called from the Swift init op: applies every capability with its reason
+ * (see cvshim.c) and logs what was negotiated and what the kernel refused. */
+void cvfuse_negotiate(struct fuse_conn_info *conn, const cvfuse_init_options *o);
+
+/* ---- NUMA / CPUs ------------------------------------------------------------ */
+/* Number of NUMA nodes with CPUs in our cpuset (1 when libnuma is unavailable). */
+int cvfuse_numa_nodes(void);
+/* CPUs allowed by sched_getaffinity (the container's cpuset). */
+int cvfuse_allowed_cpus(void);
+
+/* ---- small libc helpers Swift cannot call directly ---------------------------- */
+/* errno read immediately after the failing call, by C, so no Swift code runs between. */
+int cvfuse_errno(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CVSHIM_H */

@@ -1,0 +1,163 @@
+// Unary RPCs to the active master, with timeouts, same-req_id retries and failover
+// across several master addresses (PROTOCOL.md §3.1, §7).
+//
+// Routing: a cached leader gets the request. A transport failure, a timeout or a
+// NotLeaderMaster answer is retryable: the leader is forgotten and the SAME frame
+// (same req_id, so the master's retry cache de-duplicates it) goes to each master
+// in turn — §7's "simpler client" probe, which avoids fanning a mutation out to every
+// master at once. The first master that answers with success or a non-retryable
+// error becomes the leader. Rounds repeat with backoff until the retry budget
+// (`rpc_retry_max_duration_ms`) is spent; then the last error is returned.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct MasterClientOptions: Sendable {
+    /// Connect timeout per attempt.
+    public var connectTimeoutMs: Int
+    /// Deadline of one attempt (request to response).
+    public var rpcTimeoutMs: Int
+    /// Total time spent retrying one call across masters before giving up.
+    public var retryBudgetMs: Int
+    /// First and longest sleep between failover rounds.
+    public var retryMinSleepMs: Int
+    public var retryMaxSleepMs: Int
+    /// Connections per master; requests are spread over them.
+    public var connectionsPerMaster: Int
+
+    public init(connectTimeoutMs: Int = 3_000, rpcTimeoutMs: Int = 10_000, retryBudgetMs: Int = 20_000,
+                retryMinSleepMs: Int = 100, retryMaxSleepMs: Int = 1_000, connectionsPerMaster: Int = 3) {
+        self.connectTimeoutMs = connectTimeoutMs
+        self.rpcTimeoutMs = rpcTimeoutMs
+        self.retryBudgetMs = retryBudgetMs
+        self.retryMinSleepMs = retryMinSleepMs
+        self.retryMaxSleepMs = retryMaxSleepMs
+        self.connectionsPerMaster = max(1, connectionsPerMaster)
+    }
+}
+
+public final class MasterClient: @unchecked Sendable {
+    public let addresses: [HostPort]
+    public let options: MasterClientOptions
+    private let lock = Lock()
+    private var leader: Int?
+    private var pools: [[RpcConnection?]]
+    private var nextSlot = 0
+
+    public init(addresses: [HostPort], options: MasterClientOptions = MasterClientOptions()) throws {
+        guard !addresses.isEmpty else {
+            throw CurvineError.local(EINVAL, "no master address configured: set [client] master_addrs in the config or pass --master-addrs host:port")
+        }
+        self.addresses = addresses
+        self.options = options
+        self.pools = Array(repeating: Array(repeating: nil, count: options.connectionsPerMaster), count: addresses.count)
+    }
+
+    /// The address currently believed to be the leader.
+    public var currentLeader: HostPort? { lock.withLock { leader.map { addresses[$0] } } }
+
+    /// Fresh request id: random, never -1 (reserved for heartbeats, §2.2).
+    public static func newRequestId() -> Int64 {
+        while true {
+            let id = Int64.random(in: Int64.min...Int64.max)
+            if id != heartbeatReqId { return id }
+        }
+    }
+
+    /// Sends a unary request and returns the success response frame.
+    /// Throws the server's error (CurvineError.remote) or the last transport error.
+    public func call(_ code: RpcCode, header: [UInt8], reqId: Int64 = MasterClient.newRequestId()) throws -> Frame {
+        let frame = Frame(code: code.rawValue, status: statusByte(.rpc, .undefined), reqId: reqId,
+                          seqId: unarySeqId, header: header)
+        let start = monotonicNs()
+        let budgetNs = UInt64(options.retryBudgetMs) * 1_000_000
+        var sleepMs = options.retryMinSleepMs
+        var lastError: CurvineError = .transport("no master reachable")
+        var attempts = 0
+        while true {
+            // 1. The cached leader first, then every master in order.
+            let order: [Int] = lock.withLock {
+                var o = Array(addresses.indices)
+                if let l = leader { o.removeAll { $0 == l }; o.insert(l, at: 0) }
+                return o
+            }
+            for idx in order {
+                attempts += 1
+                do {
+                    let reply = try attempt(frame, at: idx)
+                    if reply.isError {
+                        let err = ErrorPayload.decode(reply.data)
+                        if err.isRetryableOnMasters {
+                            lastError = err
+                            forgetLeader(idx)
+                            continue
+                        }
+                        if err.kind == .inProgress {
+                            // Our own earlier attempt with this req_id still runs: wait and re-send.
+                            lastError = err
+                            setLeader(idx)
+                            break
+                        }
+                        setLeader(idx)
+                        throw InProgressAware(error: err, attempts: attempts)
+                    }
+                    setLeader(idx)
+                    return reply
+                } catch let e as InProgressAware {
+                    throw e.error.withRetryNote(e.attempts > 1)
+                } catch let e as CurvineError {
+                    lastError = e
+                    forgetLeader(idx)
+                }
+            }
+            if monotonicNs() - start >= budgetNs { break }
+            usleep(UInt32(sleepMs) * 1000)
+            sleepMs = min(options.retryMaxSleepMs, sleepMs * 2)
+            if monotonicNs() - start >= budgetNs { break }
+        }
+        throw lastError.withRetryNote(attempts > 1)
+    }
+
+    private struct InProgressAware: Error { let error: CurvineError; let attempts: Int }
+
+    private func attempt(_ frame: Frame, at idx: Int) throws -> Frame {
+        let conn = try connection(idx)
+        let deadline = monotonicNs() + UInt64(options.rpcTimeoutMs) * 1_000_000
+        let reply = try conn.call(frame, deadlineNs: deadline)
+        guard reply.code == frame.code else {
+            conn.fail(.protocolViolation("master answered code \(reply.code) to code \(frame.code)"))
+            throw CurvineError.protocolViolation("master \(addresses[idx]) answered code \(reply.code) to a request with code \(frame.code)")
+        }
+        return reply
+    }
+
+    private func connection(_ idx: Int) throws -> RpcConnection {
+        let slot: Int = lock.withLock { nextSlot = (nextSlot + 1) % options.connectionsPerMaster; return nextSlot }
+        if let c = lock.withLock({ pools[idx][slot] }), c.isAlive { return c }
+        let c = try RpcConnection(peer: addresses[idx], connectTimeoutMs: options.connectTimeoutMs)
+        lock.withLock { pools[idx][slot] = c }
+        return c
+    }
+
+    private func setLeader(_ idx: Int) { lock.withLock { leader = idx } }
+    private func forgetLeader(_ idx: Int) { lock.withLock { if leader == idx { leader = nil } } }
+
+    public func close() {
+        let all: [RpcConnection] = lock.withLock { pools.flatMap { $0.compactMap { $0 } } }
+        for c in all { c.close() }
+        lock.withLock { pools = pools.map { $0.map { _ in nil } } }
+    }
+}
+
+extension CurvineError {
+    /// Marks an error as seen after a retry (so InProgress on SetAttr/Symlink/Link can
+    /// be read as "probably applied", §3.1).
+    func withRetryNote(_ retried: Bool) -> CurvineError {
+        guard retried else { return self }
+        var e = self
+        if !e.message.hasSuffix("(after retry)") { e.message += " (after retry)" }
+        return e
+    }
+
+    var wasRetried: Bool { message.hasSuffix("(after retry)") }
+}

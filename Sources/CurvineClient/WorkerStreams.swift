@@ -1,0 +1,411 @@
+// Block streams to workers (PROTOCOL.md §3.2 write, §3.3 read, §3.4 short-circuit).
+//
+// A worker connection carries one stream at a time and every frame is answered
+// before the next is sent (stop-and-wait). All frames of a stream share its req_id;
+// seq_id is 0 for Open and counts up from 1. A stream that ends cleanly (Complete or
+// Cancel answered) returns its connection to the per-worker idle pool; any error
+// closes the connection.
+import CurvineProto
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Idle worker connections, reused after clean stream ends.
+final class WorkerConnectionPool: @unchecked Sendable {
+    private let lock = Lock()
+    private var idle: [HostPort: [TCPSocket]] = [:]
+    /// Idle sockets kept per worker: enough for a few concurrent streams per file.
+    private let maxIdlePerWorker = 16
+    let connectTimeoutMs: Int
+
+    init(connectTimeoutMs: Int) { self.connectTimeoutMs = connectTimeoutMs }
+
+    func take(_ hp: HostPort) throws -> TCPSocket {
+        if let s = lock.withLock({ idle[hp]?.popLast() }) { return s }
+        return try TCPSocket.connect(hp, timeoutMs: connectTimeoutMs)
+    }
+
+    func give(_ s: TCPSocket) {
+        lock.withLock {
+            var list = idle[s.peer] ?? []
+            if list.count < maxIdlePerWorker { list.append(s); idle[s.peer] = list } else { s.close() }
+        }
+    }
+
+    func closeAll() {
+        lock.withLock { for (_, l) in idle { l.forEach { $0.close() } }; idle.removeAll() }
+    }
+}
+
+/// Shared settings of block streams.
+struct StreamSettings: Sendable {
+    var clientName: String
+    var localHostname: String
+    var shortCircuit: Bool
+    var readChunkSize: Int
+    var writeChunkSize: Int
+    var dataTimeoutMs: Int
+}
+
+/// One request/response exchange on a stream connection.
+struct StreamChannel {
+    let socket: TCPSocket
+    let code: RpcCode
+    let reqId: Int64
+    var seq: Int32 = 0
+    let timeoutMs: Int
+
+    mutating func exchange(_ req: RequestStatus, header: [UInt8], data: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) throws -> Frame {
+        let mySeq = seq
+        seq += 1
+        try socket.writeFrame(code: code.rawValue, status: statusByte(req, .undefined), reqId: reqId, seqId: mySeq,
+                              header: header, data: data)
+        guard let f = try socket.readFrame(deadlineNs: monotonicNs() + UInt64(timeoutMs) * 1_000_000) else {
+            throw CurvineError.transport("worker \(socket.peer) closed the stream")
+        }
+        try check(f, seq: mySeq)
+        return f
+    }
+
+    /// Sends a Running request and reads the reply's data straight into `into` when it fits.
+    mutating func runningRead(header: [UInt8], into: UnsafeMutableRawBufferPointer, spill: inout [UInt8]) throws -> (direct: Int, spilled: Int) {
+        let mySeq = seq
+        seq += 1
+        try socket.writeFrame(code: code.rawValue, status: statusByte(.running, .undefined), reqId: reqId, seqId: mySeq,
+                              header: header)
+        let deadline = monotonicNs() + UInt64(timeoutMs) * 1_000_000
+        var raw = (UInt64(0), UInt64(0), UInt32(0), UInt16(0))
+        let p = try withUnsafeMutableBytes(of: &raw) { b -> FramePrefix in
+            guard try socket.readExact(b.baseAddress!, framePrefixSize, deadlineNs: deadline) else {
+                throw CurvineError.transport("worker \(socket.peer) closed the stream")
+            }
+            return try FrameCodec.parsePrefix(UnsafeRawBufferPointer(rebasing: b[0..<framePrefixSize]))
+        }
+        var hdr = [UInt8]()
+        if p.headerLength > 0 {
+            hdr = [UInt8](repeating: 0, count: p.headerLength)
+            _ = try hdr.withUnsafeMutableBytes { try socket.readExact($0.baseAddress!, p.headerLength, deadlineNs: deadline) }
+        }
+        let f = Frame(code: p.code, status: p.status, reqId: p.reqId, seqId: p.seqId, header: hdr)
+        if f.isError || p.dataLength > into.count {
+            // Errors and oversize chunks go through an owned buffer.
+            var data = [UInt8](repeating: 0, count: p.dataLength)
+            if p.dataLength > 0 {
+                _ = try data.withUnsafeMutableBytes { try socket.readExact($0.baseAddress!, p.dataLength, deadlineNs: deadline) }
+            }
+            var full = f
+            full.data = data
+            try check(full, seq: mySeq)
+            let n = min(into.count, data.count)
+            data.withUnsafeBytes { into.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: n) }
+            spill = Array(data[n...])
+            return (n, data.count - n)
+        }
+        try check(f, seq: mySeq)
+        if p.dataLength > 0 {
+            _ = try socket.readExact(into.baseAddress!, p.dataLength, deadlineNs: deadline)
+        }
+        return (p.dataLength, 0)
+    }
+
+    private func check(_ f: Frame, seq: Int32) throws {
+        guard f.reqId == reqId, f.seqId == seq, f.code == code.rawValue else {
+            throw CurvineError.protocolViolation("worker \(socket.peer) answered req \(f.reqId)/seq \(f.seqId), expected \(reqId)/\(seq)")
+        }
+        if f.isError { throw ErrorPayload.decode(f.data) }
+    }
+}
+
+// MARK: - Read
+
+final class RemoteBlockReader: BlockReader {
+    let block: LocatedBlock
+    let length: Int64
+    private(set) var localFileDescriptor: Int32?
+    private(set) var localPath: String?
+    private var channel: StreamChannel?
+    private let pool: WorkerConnectionPool
+    private var pos: Int64
+    /// Bytes of a chunk that did not fit the caller's buffer, starting at `spillOffset`.
+    private var spill: [UInt8] = []
+    private var spillOffset: Int64 = 0
+    private var closed = false
+
+    init(block: LocatedBlock, worker: WorkerAddress, offset: Int64, settings: StreamSettings, pool: WorkerConnectionPool) throws {
+        self.block = block
+        self.length = block.length
+        self.pool = pool
+        self.pos = offset
+        let hp = HostPort(host: worker.ipAddr, port: UInt16(truncatingIfNeeded: worker.rpcPort))
+        let sock = try pool.take(hp)
+        var ch = StreamChannel(socket: sock, code: .readBlock, reqId: MasterClient.newRequestId(), timeoutMs: settings.dataTimeoutMs)
+        let wantLocal = settings.shortCircuit && !block.hasSpdk && worker.hostname == settings.localHostname
+        var req = Proto_BlockReadRequest()
+        req.id = block.id
+        req.off = offset
+        req.len = block.length
+        req.chunkSize = Int32(settings.readChunkSize)
+        req.shortCircuit = wantLocal
+        req.enableReadAhead = true
+        req.readAheadLen = 4 * 1024 * 1024   // worker-side OS read-ahead hint, upstream's default
+        req.dropCacheLen = 1024 * 1024        // upstream's default page-cache drop hint
+        req.componentInfo = Wire.componentInfo()
+        do {
+            let reply = try ch.exchange(.open, header: Wire.encode(req))
+            let resp = try Wire.decode(Proto_BlockReadResponse.self, reply.header)
+            if wantLocal, resp.hasPath, !resp.path.isEmpty {
+                let fd = open(resp.path, O_RDONLY | O_CLOEXEC)
+                if fd >= 0 {
+                    localFileDescriptor = fd
+                    localPath = resp.path
+                }
+            }
+        } catch {
+            sock.close()
+            throw error
+        }
+        channel = ch
+    }
+
+    func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard offset < length, buffer.count > 0 else { return 0 }
+        let want = Int(min(Int64(buffer.count), length - offset))
+        if let fd = localFileDescriptor {
+            var got = 0
+            while got < want {
+                let n = pread(fd, buffer.baseAddress! + got, want - got, off_t(offset) + off_t(got))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw CurvineError.local(EIO, "read of local block file \(localPath ?? "?") failed: \(String(cString: strerror(errno)))")
+                }
+                if n == 0 {
+                    // Sparse tail of a block reads as zeros (§3.3).
+                    (buffer.baseAddress! + got).initializeMemory(as: UInt8.self, repeating: 0, count: want - got)
+                    got = want
+                    break
+                }
+                got += n
+            }
+            return got
+        }
+        var got = 0
+        // Serve from the spill of the previous chunk first.
+        if !spill.isEmpty, offset >= spillOffset, offset < spillOffset + Int64(spill.count) {
+            let start = Int(offset - spillOffset)
+            let n = min(want, spill.count - start)
+            spill.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + start, byteCount: n) }
+            got = n
+            pos = offset + Int64(n)
+            if start + n == spill.count { spill.removeAll(keepingCapacity: true) }
+            if got == want { return got }
+        } else {
+            spill.removeAll(keepingCapacity: true)
+        }
+        guard var ch = channel else { throw CurvineError.local(EBADF, "block reader is closed") }
+        defer { channel = ch }
+        let cur = offset + Int64(got)
+        var header: [UInt8] = []
+        if cur != pos {
+            var h = Proto_DataHeaderProto()
+            h.offset = cur
+            h.flush = false
+            h.isLast = false
+            header = Wire.encode(h)
+            pos = cur
+        }
+        while got < want {
+            let dest = UnsafeMutableRawBufferPointer(rebasing: buffer[got..<want])
+            var sp: [UInt8] = []
+            let (direct, spilled) = try ch.runningRead(header: header, into: dest, spill: &sp)
+            header = []
+            if direct == 0 && spilled == 0 {
+                throw CurvineError.protocolViolation("worker sent an empty chunk for block \(block.id) at \(pos)")
+            }
+            got += direct
+            pos += Int64(direct)
+            if spilled > 0 {
+                spill = sp
+                spillOffset = pos
+                pos += Int64(spilled)
+            }
+        }
+        return got
+    }
+
+    func close() {
+        guard !closed else { return }
+        closed = true
+        if let fd = localFileDescriptor { Glibc.close(fd); localFileDescriptor = nil }
+        guard var ch = channel else { return }
+        channel = nil
+        var req = Proto_BlockReadRequest()
+        req.id = block.id
+        req.off = 0
+        req.len = 0
+        req.chunkSize = 0
+        req.shortCircuit = false
+        req.enableReadAhead = true
+        req.readAheadLen = 4 * 1024 * 1024
+        req.dropCacheLen = 1024 * 1024
+        do {
+            _ = try ch.exchange(.complete, header: Wire.encode(req))
+            pool.give(ch.socket)
+        } catch {
+            ch.socket.close()
+        }
+    }
+
+    deinit { close() }
+}
+
+// MARK: - Write
+
+final class RemoteBlockWriter: BlockWriter {
+    let block: LocatedBlock
+    let capacity: Int64
+    private var channels: [(StreamChannel, WorkerAddress, Int32?)] = []  // (stream, worker, local fd)
+    private let pool: WorkerConnectionPool
+    private let settings: StreamSettings
+    private var pos: Int64
+    private var finished = false
+
+    init(block: LocatedBlock, offset: Int64, capacity: Int64, settings: StreamSettings, pool: WorkerConnectionPool) throws {
+        self.block = block
+        self.capacity = capacity
+        self.pool = pool
+        self.settings = settings
+        self.pos = offset
+        guard !block.locations.isEmpty else {
+            throw CurvineError.local(EIO, "block \(block.id) has no worker to write to")
+        }
+        do {
+            for w in block.locations { try openStream(w, offset: offset) }
+        } catch {
+            cancel()
+            throw error
+        }
+    }
+
+    private func request(length: Int64, off: Int64, shortCircuit: Bool) -> Proto_BlockWriteRequest {
+        var r = Proto_BlockWriteRequest()
+        r.block = block.extendedBlock(length: length)
+        r.off = off
+        r.blockSize = capacity
+        r.shortCircuit = shortCircuit
+        r.clientName = settings.clientName
+        r.chunkSize = Int32(settings.writeChunkSize)
+        r.componentInfo = Wire.componentInfo()
+        return r
+    }
+
+    private func openStream(_ w: WorkerAddress, offset: Int64) throws {
+        let hp = HostPort(host: w.ipAddr, port: UInt16(truncatingIfNeeded: w.rpcPort))
+        let sock = try pool.take(hp)
+        var ch = StreamChannel(socket: sock, code: .writeBlock, reqId: MasterClient.newRequestId(), timeoutMs: settings.dataTimeoutMs)
+        let wantLocal = settings.shortCircuit && !block.hasSpdk && w.hostname == settings.localHostname
+        do {
+            let reply = try ch.exchange(.open, header: Wire.encode(request(length: block.length, off: offset, shortCircuit: wantLocal)))
+            let resp = try Wire.decode(Proto_BlockWriteResponse.self, reply.header)
+            if resp.blockSize != capacity {
+                throw CurvineError.protocolViolation("worker \(hp) opened block \(block.id) with capacity \(resp.blockSize), asked \(capacity)")
+            }
+            var fd: Int32? = nil
+            if wantLocal, resp.hasPath, !resp.path.isEmpty {
+                let f = open(resp.path, O_WRONLY | O_CLOEXEC)
+                if f >= 0 { fd = f }
+            }
+            channels.append((ch, w, fd))
+        } catch {
+            sock.close()
+            throw error
+        }
+    }
+
+    func write(at offset: Int64, _ bytes: UnsafeRawBufferPointer) throws {
+        guard !finished else { throw CurvineError.local(EBADF, "block writer already finished") }
+        guard offset >= 0, offset + Int64(bytes.count) <= capacity else {
+            throw CurvineError.local(EFBIG, "write of \(bytes.count) bytes at \(offset) does not fit block capacity \(capacity)")
+        }
+        for i in channels.indices {
+            if let fd = channels[i].2 {
+                var done = 0
+                while done < bytes.count {
+                    let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        throw CurvineError.local(errno == ENOSPC ? ENOSPC : EIO, "write to local block file failed: \(String(cString: strerror(errno)))")
+                    }
+                    done += n
+                }
+                continue
+            }
+            var seekHeader: [UInt8] = []
+            if offset != pos {
+                var h = Proto_DataHeaderProto()
+                h.offset = offset
+                h.flush = false
+                h.isLast = false
+                seekHeader = Wire.encode(h)
+            }
+            var done = 0
+            while done < bytes.count {
+                let n = min(settings.writeChunkSize, bytes.count - done)
+                _ = try channels[i].0.exchange(.running, header: seekHeader,
+                                               data: UnsafeRawBufferPointer(rebasing: bytes[done..<(done + n)]))
+                seekHeader = []
+                done += n
+            }
+        }
+        pos = offset + Int64(bytes.count)
+    }
+
+    func flush() throws {
+        for i in channels.indices {
+            if let fd = channels[i].2 { _ = fdatasync(fd); continue }
+            var h = Proto_DataHeaderProto()
+            h.offset = pos
+            h.flush = true
+            h.isLast = false
+            _ = try channels[i].0.exchange(.running, header: Wire.encode(h))
+        }
+    }
+
+    func commit(length: Int64) throws -> CommitBlock {
+        guard !finished else { throw CurvineError.local(EBADF, "block writer already finished") }
+        finished = true
+        var ids: [UInt32] = []
+        var firstError: Error?
+        for i in channels.indices {
+            if let fd = channels[i].2 { Glibc.close(fd); channels[i].2 = nil }
+            do {
+                _ = try channels[i].0.exchange(.complete, header: Wire.encode(request(length: length, off: pos, shortCircuit: false)))
+                ids.append(channels[i].1.workerId)
+                pool.give(channels[i].0.socket)
+            } catch {
+                channels[i].0.socket.close()
+                if firstError == nil { firstError = error }
+            }
+        }
+        channels.removeAll()
+        if ids.isEmpty, let e = firstError { throw e }
+        return CommitBlock(blockId: block.id, length: length, workerIds: ids, storageType: block.storageType)
+    }
+
+    func cancel() {
+        guard !finished else { return }
+        finished = true
+        for i in channels.indices {
+            if let fd = channels[i].2 { Glibc.close(fd) }
+            do {
+                _ = try channels[i].0.exchange(.cancel, header: Wire.encode(request(length: pos, off: pos, shortCircuit: false)))
+                pool.give(channels[i].0.socket)
+            } catch {
+                channels[i].0.socket.close()
+            }
+        }
+        channels.removeAll()
+    }
+
+    deinit { cancel() }
+}
