@@ -93,9 +93,7 @@ public final class CurvineClient: CurvineFileSystem, @unchecked Sendable {
     // MARK: metadata
 
     public func fileStatus(_ path: String) throws -> FileStatus {
-        var r = Proto_GetFileStatusRequest()
-        r.path = path
-        return FileStatus(proto: try rpc(.fileStatus, r, Proto_GetFileStatusResponse.self).status)
+        FileStatus(proto: try rpc(.fileStatus, Requests.fileStatus(path), Proto_GetFileStatusResponse.self).status)
     }
 
     public func exists(_ path: String) throws -> Bool {
@@ -123,15 +121,7 @@ public final class CurvineClient: CurvineFileSystem, @unchecked Sendable {
     }
 
     public func mkdir(_ path: String, mode: UInt32, owner: String, group: String, createParent: Bool) throws -> FileStatus {
-        var o = Proto_MkdirOptsProto()
-        o.createParent = createParent
-        o.mode = mode
-        o.storagePolicy = Wire.defaultStoragePolicy()
-        o.owner = owner
-        o.group = group
-        var r = Proto_MkdirRequest()
-        r.path = path
-        r.opts = o
+        let r = Requests.mkdir(path, mode: mode, owner: owner, group: group, createParent: createParent)
         let resp = try rpc(.mkdir, r, Proto_MkdirResponse.self)
         if resp.hasStatus { return FileStatus(proto: resp.status) }
         return try fileStatus(path)
@@ -329,3 +319,41 @@ public final class HoleBlockReader: BlockReader {
 }
 
 import SwiftProtobuf
+
+/// Request builders whose bytes the codec tests pin against PROTOCOL.md §8.
+public enum Requests {
+    public static func fileStatus(_ path: String) -> Proto_GetFileStatusRequest {
+        var r = Proto_GetFileStatusRequest()
+        r.path = path
+        return r
+    }
+
+    public static func mkdir(_ path: String, mode: UInt32, owner: String, group: String, createParent: Bool) -> Proto_MkdirRequest {
+        var o = Proto_MkdirOptsProto()
+        o.createParent = createParent
+        o.mode = mode
+        o.storagePolicy = Wire.defaultStoragePolicy()
+        o.owner = owner
+        o.group = group
+        var r = Proto_MkdirRequest()
+        r.path = path
+        r.opts = o
+        return r
+    }
+
+    /// ReadBlock Open header (§3.3); `componentInfo` false gives §8.5's bytes.
+    public static func blockReadOpen(id: Int64, off: Int64, len: Int64, chunkSize: Int32, shortCircuit: Bool,
+                                     readAheadLen: Int64, componentInfo: Bool = true) -> Proto_BlockReadRequest {
+        var req = Proto_BlockReadRequest()
+        req.id = id
+        req.off = off
+        req.len = len
+        req.chunkSize = chunkSize
+        req.shortCircuit = shortCircuit
+        req.enableReadAhead = true
+        req.readAheadLen = readAheadLen
+        req.dropCacheLen = 1024 * 1024  // upstream's default page-cache drop hint
+        if componentInfo { req.componentInfo = Wire.componentInfo() }
+        return req
+    }
+}

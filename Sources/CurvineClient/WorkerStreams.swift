@@ -141,16 +141,10 @@ final class RemoteBlockReader: BlockReader {
         let sock = try pool.take(hp)
         var ch = StreamChannel(socket: sock, code: .readBlock, reqId: MasterClient.newRequestId(), timeoutMs: settings.dataTimeoutMs)
         let wantLocal = settings.shortCircuit && !block.hasSpdk && worker.hostname == settings.localHostname
-        var req = Proto_BlockReadRequest()
-        req.id = block.id
-        req.off = offset
-        req.len = block.length
-        req.chunkSize = Int32(settings.readChunkSize)
-        req.shortCircuit = wantLocal
-        req.enableReadAhead = true
-        req.readAheadLen = 4 * 1024 * 1024   // worker-side OS read-ahead hint, upstream's default
-        req.dropCacheLen = 1024 * 1024        // upstream's default page-cache drop hint
-        req.componentInfo = Wire.componentInfo()
+        // read_ahead_len 4 MiB: the worker-side OS read-ahead hint, upstream's default.
+        let req = Requests.blockReadOpen(id: block.id, off: offset, len: block.length,
+                                         chunkSize: Int32(settings.readChunkSize), shortCircuit: wantLocal,
+                                         readAheadLen: 4 * 1024 * 1024)
         do {
             let reply = try ch.exchange(.open, header: Wire.encode(req))
             let resp = try Wire.decode(Proto_BlockReadResponse.self, reply.header)
