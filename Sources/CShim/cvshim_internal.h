@@ -1,0 +1,95 @@
+/*
+ * cvshim_internal.h: state shared by the CShim .c files. Not part of the
+ * module's public header (include/cvshim.h); Swift never sees it.
+ *
+ * Who owns what:
+ *   session.c   cvfuse_session lifetime: new, mount, signals, exit, destroy.
+ *   io.c        every read from and write to /dev/fuse (custom io hooks),
+ *               reply channels, READ replies through fuse_reply_data.
+ *   loop.c      the worker threads (cvfuse_run).
+ *   negotiate.c INIT capabilities and limits (cvfuse_negotiate).
+ *   numa.c      allowed CPUs, NUMA nodes, per-worker CPU sets.
+ *
+ * Locks: there are none. Shared state is either written before the worker
+ * threads start and read-only afterwards, or a C11 atomic, or thread-local.
+ * The one blocking primitive is cvfuse_session.wake (a semaphore, so that
+ * cvfuse_exit can post it from a signal handler).
+ */
+#ifndef CVSHIM_INTERNAL_H
+#define CVSHIM_INTERNAL_H
+
+/* splice, pipe2, F_SETPIPE_SZ, pthread_*affinity_np, pthread_setname_np and
+ * CPU_ALLOC are GNU extensions; SwiftPM does not define this for C targets. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include "cvshim.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* All shim messages go through fuse_log, so a fuse_set_log_func installed by
+ * the daemon sees them too (default: stderr). `fmt` must be a literal. */
+#define cvlog(level, fmt, ...) fuse_log((level), "cvshim: " fmt "\n", ##__VA_ARGS__)
+
+/* One reader of /dev/fuse. Written by loop.c; `fd` is read through the
+ * thread-local cvshim_tl_worker by io.c. */
+typedef struct cvfuse_worker {
+    struct cvfuse_session *s;
+    pthread_t tid;
+    int index;
+    int want_clone;          /* cfg->clone_fd at start */
+    int fd;                  /* fd this worker reads and, by default, replies on */
+    int owns_fd;             /* 1: fd is a clone that cvfuse_unmount_and_destroy closes */
+    atomic_int in_receive;   /* 1 while inside fuse_session_receive_buf: only then is
+                                the wake-up signal sent (see loop.c) */
+    atomic_int finished;     /* 1 once the thread left its loop (it may still be joinable) */
+    int error;               /* negative errno that ended this worker, 0 for a clean end */
+} cvfuse_worker;
+
+struct cvfuse_session {
+    struct fuse_session *se;
+    struct fuse_args args;   /* our allocated copy of argv; libfuse may rewrite it */
+    /* -o max_read=N from argv (0 when absent). libfuse 3.14 do_init fails the
+     * mount with EPROTO unless conn->max_read equals it, so cvfuse_negotiate
+     * uses this value rather than trusting the caller's option struct. */
+    unsigned mount_max_read;
+    int signals_installed;
+    int mounted;
+
+    /* loop state (loop.c) */
+    atomic_int ran;          /* cvfuse_run may run once per session */
+    sem_t wake;              /* posted by finishing workers and cvfuse_exit */
+    cvfuse_worker *workers;  /* channel table; fds stay open until destroy */
+    int nworkers;
+    int debug;
+
+    /* INIT bookkeeping (io.c): the unique of the INIT request whose reply has
+     * not been written yet (0: none), and the error that reply carried. */
+    _Atomic uint64_t init_unique;
+    atomic_int init_error;
+};
+
+/* The worker running on this thread, NULL on any other thread (io.c). */
+extern __thread cvfuse_worker *cvshim_tl_worker;
+/* The session most recently created; fallback for cvfuse_negotiate when it is
+ * not called on one of our workers (libfuse supports one signal-handled
+ * session per process anyway: fuse_signals.c keeps a single instance). */
+extern struct cvfuse_session *_Atomic cvshim_last_session;
+struct cvfuse_session *cvshim_current_session(void);
+
+/* io.c */
+extern const struct fuse_custom_io cvshim_io;
+
+/* numa.c: CPU sets for pinning. Returns the number of NUMA nodes that have
+ * CPUs in the allowed set; when > 1, *sets receives one CPU_ALLOC'd set per
+ * such node (allowed ∩ node) and *setsize their byte size. Free with
+ * cvshim_free_node_sets. */
+int cvshim_node_cpu_sets(cpu_set_t ***sets, size_t *setsize);
+void cvshim_free_node_sets(cpu_set_t **sets, int n);
+
+#endif /* CVSHIM_INTERNAL_H */
