@@ -2,16 +2,22 @@
 // the frames our own builders produce equal the documented bytes.
 import CurvineClient
 import CurvineProto
+import Foundation
 import XCTest
 
 func hex(_ s: String) -> [UInt8] {
-    let digits = s.split(whereSeparator: { $0 == " " || $0 == "\n" }).filter { $0.count == 2 }
-    return digits.map { UInt8($0, radix: 16)! }
+    let tokens: [Substring] = s.split(whereSeparator: { (c: Character) in c == " " || c == "\n" })
+    return tokens.filter { $0.count == 2 }.map { (t: Substring) in UInt8(t, radix: 16)! }
 }
 
 /// Hex dump rows as in PROTOCOL.md ("0000  00 00 ..."), offsets stripped.
 func dump(_ rows: String) -> [UInt8] {
-    hex(rows.split(separator: "\n").map { $0.split(separator: " ", maxSplits: 1).count > 1 ? String($0.split(separator: " ", maxSplits: 1)[1]) : "" }.joined(separator: " "))
+    var out: [UInt8] = []
+    for row in rows.split(separator: "\n") {
+        let parts = row.trimmingCharacters(in: .whitespaces).split(separator: " ", maxSplits: 1)
+        if parts.count > 1 { out += hex(String(parts[1])) }
+    }
+    return out
 }
 
 let exampleReqId: Int64 = 0x0123456789ABCDEF
