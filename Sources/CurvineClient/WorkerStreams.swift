@@ -21,9 +21,25 @@ final class WorkerConnectionPool: @unchecked Sendable {
 
     init(connectTimeoutMs: Int) { self.connectTimeoutMs = connectTimeoutMs }
 
-    func take(_ hp: HostPort) throws -> TCPSocket {
-        if let s = lock.withLock({ idle[hp]?.popLast() }) { return s }
-        return try TCPSocket.connect(hp, timeoutMs: connectTimeoutMs)
+    /// An idle connection when one exists (`reused` true), else a new one.
+    func take(_ hp: HostPort) throws -> (socket: TCPSocket, reused: Bool) {
+        if let s = lock.withLock({ idle[hp]?.popLast() }) { return (s, true) }
+        return (try TCPSocket.connect(hp, timeoutMs: connectTimeoutMs), false)
+    }
+
+    /// Runs `open` on a pooled connection; when that connection turns out dead (the
+    /// worker restarted since it went idle), retries once on a fresh one.
+    func openStream<T>(_ hp: HostPort, _ open: (TCPSocket) throws -> T) throws -> T {
+        let (sock, reused) = try take(hp)
+        do {
+            return try open(sock)
+        } catch let e as CurvineError where reused && e.source == .transport {
+            sock.close()
+            return try open(try TCPSocket.connect(hp, timeoutMs: connectTimeoutMs))
+        } catch {
+            sock.close()
+            throw error
+        }
     }
 
     func give(_ s: TCPSocket) {
@@ -138,26 +154,22 @@ final class RemoteBlockReader: BlockReader {
         self.pool = pool
         self.pos = offset
         let hp = HostPort(host: worker.ipAddr, port: UInt16(truncatingIfNeeded: worker.rpcPort))
-        let sock = try pool.take(hp)
-        var ch = StreamChannel(socket: sock, code: .readBlock, reqId: MasterClient.newRequestId(), timeoutMs: settings.dataTimeoutMs)
         let wantLocal = settings.shortCircuit && !block.hasSpdk && worker.hostname == settings.localHostname
         // read_ahead_len 4 MiB: the worker-side OS read-ahead hint, upstream's default.
         let req = Requests.blockReadOpen(id: block.id, off: offset, len: block.length,
                                          chunkSize: Int32(settings.readChunkSize), shortCircuit: wantLocal,
                                          readAheadLen: 4 * 1024 * 1024)
-        do {
+        let (ch, resp) = try pool.openStream(hp) { sock -> (StreamChannel, Proto_BlockReadResponse) in
+            var ch = StreamChannel(socket: sock, code: .readBlock, reqId: MasterClient.newRequestId(), timeoutMs: settings.dataTimeoutMs)
             let reply = try ch.exchange(.open, header: Wire.encode(req))
-            let resp = try Wire.decode(Proto_BlockReadResponse.self, reply.header)
-            if wantLocal, resp.hasPath, !resp.path.isEmpty {
-                let fd = open(resp.path, O_RDONLY | O_CLOEXEC)
-                if fd >= 0 {
-                    localFileDescriptor = fd
-                    localPath = resp.path
-                }
+            return (ch, try Wire.decode(Proto_BlockReadResponse.self, reply.header))
+        }
+        if wantLocal, resp.hasPath, !resp.path.isEmpty {
+            let fd = open(resp.path, O_RDONLY | O_CLOEXEC)
+            if fd >= 0 {
+                localFileDescriptor = fd
+                localPath = resp.path
             }
-        } catch {
-            sock.close()
-            throw error
         }
         channel = ch
     }
@@ -295,25 +307,23 @@ final class RemoteBlockWriter: BlockWriter {
 
     private func openStream(_ w: WorkerAddress, offset: Int64) throws {
         let hp = HostPort(host: w.ipAddr, port: UInt16(truncatingIfNeeded: w.rpcPort))
-        let sock = try pool.take(hp)
-        var ch = StreamChannel(socket: sock, code: .writeBlock, reqId: MasterClient.newRequestId(), timeoutMs: settings.dataTimeoutMs)
         let wantLocal = settings.shortCircuit && !block.hasSpdk && w.hostname == settings.localHostname
-        do {
-            let reply = try ch.exchange(.open, header: Wire.encode(request(length: block.length, off: offset, shortCircuit: wantLocal)))
-            let resp = try Wire.decode(Proto_BlockWriteResponse.self, reply.header)
-            if resp.blockSize != capacity {
-                throw CurvineError.protocolViolation("worker \(hp) opened block \(block.id) with capacity \(resp.blockSize), asked \(capacity)")
-            }
-            var fd: Int32? = nil
-            if wantLocal, resp.hasPath, !resp.path.isEmpty {
-                let f = open(resp.path, O_WRONLY | O_CLOEXEC)
-                if f >= 0 { fd = f }
-            }
-            channels.append((ch, w, fd))
-        } catch {
-            sock.close()
-            throw error
+        let header = Wire.encode(request(length: block.length, off: offset, shortCircuit: wantLocal))
+        let (ch, resp) = try pool.openStream(hp) { sock -> (StreamChannel, Proto_BlockWriteResponse) in
+            var ch = StreamChannel(socket: sock, code: .writeBlock, reqId: MasterClient.newRequestId(), timeoutMs: settings.dataTimeoutMs)
+            let reply = try ch.exchange(.open, header: header)
+            return (ch, try Wire.decode(Proto_BlockWriteResponse.self, reply.header))
         }
+        if resp.blockSize != capacity {
+            ch.socket.close()
+            throw CurvineError.protocolViolation("worker \(hp) opened block \(block.id) with capacity \(resp.blockSize), asked \(capacity)")
+        }
+        var fd: Int32? = nil
+        if wantLocal, resp.hasPath, !resp.path.isEmpty {
+            let f = open(resp.path, O_WRONLY | O_CLOEXEC)
+            if f >= 0 { fd = f }
+        }
+        channels.append((ch, w, fd))
     }
 
     func write(at offset: Int64, _ bytes: UnsafeRawBufferPointer) throws {

@@ -72,6 +72,19 @@ final class ClientClusterTests: XCTestCase {
         XCTAssertNotNil(r.localPath)
     }
 
+    func testWorkerRestartDoesNotBreakPooledConnections() throws {
+        let c = try CurvineClient(options: quickOptions([cluster!.masterAddress], shortCircuit: false))
+        defer { c.close() }
+        let data = pattern(300_000)
+        try c.writeWholeFile("/wr", bytes: data)
+        XCTAssertEqual(try c.readWholeFile("/wr"), data)  // leaves an idle pooled connection
+        cluster!.stopWorker(0)
+        try cluster!.startWorker(0)
+        XCTAssertEqual(try c.readWholeFile("/wr"), data)
+        try c.writeWholeFile("/wr2", bytes: data)
+        XCTAssertEqual(try c.readWholeFile("/wr2"), data)
+    }
+
     func testFirstMasterDeadSecondAlive() throws {
         let dead = HostPort(host: "127.0.0.1", port: deadPort())
         let c = try CurvineClient(options: quickOptions([dead, cluster!.masterAddress]))
