@@ -54,7 +54,7 @@ enum FuseAdapter {
 
     static func fillStat(_ a: Attr) -> stat {
         var st = stat()
-        st.st_ino = a.ino
+        st.st_ino = UInt(a.ino)
         st.st_mode = a.mode
         st.st_nlink = UInt(a.nlink)
         st.st_uid = a.uid
@@ -122,11 +122,11 @@ enum FuseAdapter {
             let n: Int = name.withCString { cname in
                 if plus {
                     var p = entry.map { FuseAdapter.entryParam($0) } ?? fuse_entry_param()
-                    if entry == nil { p.attr.st_ino = ino; p.attr.st_mode = mode }
+                    if entry == nil { p.attr.st_ino = UInt(ino); p.attr.st_mode = mode }
                     return fuse_add_direntry_plus(req, buf + used, room, cname, &p, off_t(nextOffset))
                 } else {
                     var st = stat()
-                    st.st_ino = ino
+                    st.st_ino = UInt(ino)
                     st.st_mode = mode
                     return fuse_add_direntry(req, buf + used, room, cname, &st, off_t(nextOffset))
                 }
@@ -163,24 +163,24 @@ enum FuseAdapter {
             c.core.shutdown()
         }
         ops.lookup = { req, parent, name in
-            do { replyEntry(req, try ctx(req).core.lookup(parent: parent, name: FuseAdapter.name(name), ctx: requestContext(req))) }
-            catch { replyError(req, error, "lookup") }
+            do { FuseAdapter.replyEntry(req, try FuseAdapter.ctx(req).core.lookup(parent: parent, name: FuseAdapter.name(name), ctx: FuseAdapter.requestContext(req))) }
+            catch { FuseAdapter.replyError(req, error, "lookup") }
         }
         ops.forget = { req, ino, nlookup in
-            ctx(req).core.forget(ino: ino, nlookup: nlookup)
+            FuseAdapter.ctx(req).core.forget(ino: ino, nlookup: nlookup)
             fuse_reply_none(req)
         }
         ops.forget_multi = { req, count, forgets in
-            let c = ctx(req)
+            let c = FuseAdapter.ctx(req)
             for i in 0..<count { c.core.forget(ino: forgets![i].ino, nlookup: forgets![i].nlookup) }
             fuse_reply_none(req)
         }
         ops.getattr = { req, ino, fi in
             do {
-                let (a, t) = try ctx(req).core.getattr(ino: ino, fh: fi?.pointee.fh)
-                var st = fillStat(a)
+                let (a, t) = try FuseAdapter.ctx(req).core.getattr(ino: ino, fh: fi?.pointee.fh)
+                var st = FuseAdapter.fillStat(a)
                 fuse_reply_attr(req, &st, t)
-            } catch { replyError(req, error, "getattr") }
+            } catch { FuseAdapter.replyError(req, error, "getattr") }
         }
         ops.setattr = { req, ino, attr, toSet, fi in
             let a = attr!.pointee
@@ -195,114 +195,114 @@ enum FuseAdapter {
             else if toSet & FUSE_SET_ATTR_MTIME != 0 { ch.mtime = .at(sec: Int64(a.st_mtim.tv_sec), nsec: UInt32(a.st_mtim.tv_nsec)) }
             ch.fh = fi?.pointee.fh
             do {
-                let (r, t) = try ctx(req).core.setattr(ino: ino, changes: ch, ctx: requestContext(req))
-                var st = fillStat(r)
+                let (r, t) = try FuseAdapter.ctx(req).core.setattr(ino: ino, changes: ch, ctx: FuseAdapter.requestContext(req))
+                var st = FuseAdapter.fillStat(r)
                 fuse_reply_attr(req, &st, t)
-            } catch { replyError(req, error, "setattr") }
+            } catch { FuseAdapter.replyError(req, error, "setattr") }
         }
         ops.readlink = { req, ino in
             do {
-                let t = try ctx(req).core.readlink(ino: ino)
+                let t = try FuseAdapter.ctx(req).core.readlink(ino: ino)
                 t.withCString { _ = fuse_reply_readlink(req, $0) }
-            } catch { replyError(req, error, "readlink") }
+            } catch { FuseAdapter.replyError(req, error, "readlink") }
         }
         ops.mknod = { req, parent, name, mode, rdev in
-            do { replyEntry(req, try ctx(req).core.mknod(parent: parent, name: FuseAdapter.name(name), mode: mode, rdev: UInt32(truncatingIfNeeded: rdev), ctx: requestContext(req))) }
-            catch { replyError(req, error, "mknod") }
+            do { FuseAdapter.replyEntry(req, try FuseAdapter.ctx(req).core.mknod(parent: parent, name: FuseAdapter.name(name), mode: mode, rdev: UInt32(truncatingIfNeeded: rdev), ctx: FuseAdapter.requestContext(req))) }
+            catch { FuseAdapter.replyError(req, error, "mknod") }
         }
         ops.mkdir = { req, parent, name, mode in
-            do { replyEntry(req, try ctx(req).core.mkdir(parent: parent, name: FuseAdapter.name(name), mode: mode, ctx: requestContext(req))) }
-            catch { replyError(req, error, "mkdir") }
+            do { FuseAdapter.replyEntry(req, try FuseAdapter.ctx(req).core.mkdir(parent: parent, name: FuseAdapter.name(name), mode: mode, ctx: FuseAdapter.requestContext(req))) }
+            catch { FuseAdapter.replyError(req, error, "mkdir") }
         }
         ops.unlink = { req, parent, name in
-            do { try ctx(req).core.unlink(parent: parent, name: FuseAdapter.name(name), ctx: requestContext(req)); fuse_reply_err(req, 0) }
-            catch { replyError(req, error, "unlink") }
+            do { try FuseAdapter.ctx(req).core.unlink(parent: parent, name: FuseAdapter.name(name), ctx: FuseAdapter.requestContext(req)); fuse_reply_err(req, 0) }
+            catch { FuseAdapter.replyError(req, error, "unlink") }
         }
         ops.rmdir = { req, parent, name in
-            do { try ctx(req).core.rmdir(parent: parent, name: FuseAdapter.name(name), ctx: requestContext(req)); fuse_reply_err(req, 0) }
-            catch { replyError(req, error, "rmdir") }
+            do { try FuseAdapter.ctx(req).core.rmdir(parent: parent, name: FuseAdapter.name(name), ctx: FuseAdapter.requestContext(req)); fuse_reply_err(req, 0) }
+            catch { FuseAdapter.replyError(req, error, "rmdir") }
         }
         ops.symlink = { req, link, parent, name in
-            do { replyEntry(req, try ctx(req).core.symlink(target: FuseAdapter.name(link), parent: parent, name: FuseAdapter.name(name), ctx: requestContext(req))) }
-            catch { replyError(req, error, "symlink") }
+            do { FuseAdapter.replyEntry(req, try FuseAdapter.ctx(req).core.symlink(target: FuseAdapter.name(link), parent: parent, name: FuseAdapter.name(name), ctx: FuseAdapter.requestContext(req))) }
+            catch { FuseAdapter.replyError(req, error, "symlink") }
         }
         ops.rename = { req, parent, name, newparent, newname, flags in
             do {
-                try ctx(req).core.rename(parent: parent, name: FuseAdapter.name(name), newParent: newparent,
-                                         newName: FuseAdapter.name(newname), flags: flags, ctx: requestContext(req))
+                try FuseAdapter.ctx(req).core.rename(parent: parent, name: FuseAdapter.name(name), newParent: newparent,
+                                         newName: FuseAdapter.name(newname), flags: flags, ctx: FuseAdapter.requestContext(req))
                 fuse_reply_err(req, 0)
-            } catch { replyError(req, error, "rename") }
+            } catch { FuseAdapter.replyError(req, error, "rename") }
         }
         ops.link = { req, ino, newparent, newname in
-            do { replyEntry(req, try ctx(req).core.link(ino: ino, newParent: newparent, newName: FuseAdapter.name(newname), ctx: requestContext(req))) }
-            catch { replyError(req, error, "link") }
+            do { FuseAdapter.replyEntry(req, try FuseAdapter.ctx(req).core.link(ino: ino, newParent: newparent, newName: FuseAdapter.name(newname), ctx: FuseAdapter.requestContext(req))) }
+            catch { FuseAdapter.replyError(req, error, "link") }
         }
         ops.open = { req, ino, fi in
             do {
-                let o = try ctx(req).core.open(ino: ino, flags: fi!.pointee.flags, ctx: requestContext(req))
-                setOpenFlags(fi, o)
+                let o = try FuseAdapter.ctx(req).core.open(ino: ino, flags: fi!.pointee.flags, ctx: FuseAdapter.requestContext(req))
+                FuseAdapter.setOpenFlags(fi, o)
                 fuse_reply_open(req, fi)
-            } catch { replyError(req, error, "open") }
+            } catch { FuseAdapter.replyError(req, error, "open") }
         }
         ops.create = { req, parent, name, mode, fi in
             do {
-                let (e, o) = try ctx(req).core.create(parent: parent, name: FuseAdapter.name(name), mode: mode,
-                                                      flags: fi!.pointee.flags, ctx: requestContext(req))
-                setOpenFlags(fi, o)
-                var p = entryParam(e)
+                let (e, o) = try FuseAdapter.ctx(req).core.create(parent: parent, name: FuseAdapter.name(name), mode: mode,
+                                                      flags: fi!.pointee.flags, ctx: FuseAdapter.requestContext(req))
+                FuseAdapter.setOpenFlags(fi, o)
+                var p = FuseAdapter.entryParam(e)
                 fuse_reply_create(req, &p, fi)
-            } catch { replyError(req, error, "create") }
+            } catch { FuseAdapter.replyError(req, error, "create") }
         }
         ops.read = { req, ino, size, off, fi in
             var replied = false
             withUnsafeMutablePointer(to: &replied) { flag in
                 do {
-                    try ctx(req).core.read(ino: ino, fh: fi!.pointee.fh, offset: Int64(off), size: size,
-                                           replier: Replier(req: req, replied: flag))
+                    try FuseAdapter.ctx(req).core.read(ino: ino, fh: fi!.pointee.fh, offset: Int64(off), size: size,
+                                           replier: FuseAdapter.Replier(req: req, replied: flag))
                     if !flag.pointee { fuse_reply_buf(req, nil, 0) }
                 } catch {
-                    if !flag.pointee { replyError(req, error, "read") }
+                    if !flag.pointee { FuseAdapter.replyError(req, error, "read") }
                 }
             }
         }
         ops.write = { req, ino, buf, size, off, fi in
             do {
-                let n = try ctx(req).core.write(ino: ino, fh: fi!.pointee.fh, offset: Int64(off),
-                                                data: UnsafeRawBufferPointer(start: buf, count: size), ctx: requestContext(req))
+                let n = try FuseAdapter.ctx(req).core.write(ino: ino, fh: fi!.pointee.fh, offset: Int64(off),
+                                                data: UnsafeRawBufferPointer(start: buf, count: size), ctx: FuseAdapter.requestContext(req))
                 fuse_reply_write(req, n)
-            } catch { replyError(req, error, "write") }
+            } catch { FuseAdapter.replyError(req, error, "write") }
         }
         ops.flush = { req, ino, fi in
-            do { try ctx(req).core.flush(ino: ino, fh: fi!.pointee.fh); fuse_reply_err(req, 0) }
-            catch { replyError(req, error, "flush") }
+            do { try FuseAdapter.ctx(req).core.flush(ino: ino, fh: fi!.pointee.fh); fuse_reply_err(req, 0) }
+            catch { FuseAdapter.replyError(req, error, "flush") }
         }
         ops.release = { req, ino, fi in
-            do { try ctx(req).core.release(ino: ino, fh: fi!.pointee.fh); fuse_reply_err(req, 0) }
-            catch { replyError(req, error, "release") }
+            do { try FuseAdapter.ctx(req).core.release(ino: ino, fh: fi!.pointee.fh); fuse_reply_err(req, 0) }
+            catch { FuseAdapter.replyError(req, error, "release") }
         }
         ops.fsync = { req, ino, datasync, fi in
-            do { try ctx(req).core.fsync(ino: ino, fh: fi!.pointee.fh, datasync: datasync != 0); fuse_reply_err(req, 0) }
-            catch { replyError(req, error, "fsync") }
+            do { try FuseAdapter.ctx(req).core.fsync(ino: ino, fh: fi!.pointee.fh, datasync: datasync != 0); fuse_reply_err(req, 0) }
+            catch { FuseAdapter.replyError(req, error, "fsync") }
         }
         ops.opendir = { req, ino, fi in
             do {
-                let c = ctx(req)
-                let o = try c.core.opendir(ino: ino, ctx: requestContext(req))
+                let c = FuseAdapter.ctx(req)
+                let o = try c.core.opendir(ino: ino, ctx: FuseAdapter.requestContext(req))
                 fi!.pointee.fh = o.fh
                 fi!.pointee.cache_readdir = c.cacheReaddir ? 1 : 0
                 fuse_reply_open(req, fi)
-            } catch { replyError(req, error, "opendir") }
+            } catch { FuseAdapter.replyError(req, error, "opendir") }
         }
-        ops.readdir = { req, ino, size, off, fi in readdirCommon(req, ino, size, off, fi, plus: false) }
-        ops.readdirplus = { req, ino, size, off, fi in readdirCommon(req, ino, size, off, fi, plus: true) }
+        ops.readdir = { req, ino, size, off, fi in FuseAdapter.readdirCommon(req, ino, size, off, fi, plus: false) }
+        ops.readdirplus = { req, ino, size, off, fi in FuseAdapter.readdirCommon(req, ino, size, off, fi, plus: true) }
         ops.releasedir = { req, ino, fi in
-            ctx(req).core.releasedir(ino: ino, fh: fi!.pointee.fh)
+            FuseAdapter.ctx(req).core.releasedir(ino: ino, fh: fi!.pointee.fh)
             fuse_reply_err(req, 0)
         }
         ops.fsyncdir = { req, _, _, _ in fuse_reply_err(req, 0) }  // directory changes are synchronous on the master
         ops.statfs = { req, _ in
             do {
-                let s = try ctx(req).core.statfs()
+                let s = try FuseAdapter.ctx(req).core.statfs()
                 var v = statvfs()
                 v.f_bsize = UInt(s.bsize)
                 v.f_frsize = UInt(s.frsize)
@@ -314,42 +314,42 @@ enum FuseAdapter {
                 v.f_favail = UInt(s.ffree)
                 v.f_namemax = UInt(s.namelen)
                 fuse_reply_statfs(req, &v)
-            } catch { replyError(req, error, "statfs") }
+            } catch { FuseAdapter.replyError(req, error, "statfs") }
         }
         ops.setxattr = { req, ino, name, value, size, flags in
             do {
-                try ctx(req).core.setxattr(ino: ino, name: FuseAdapter.name(name), value: UnsafeRawBufferPointer(start: value, count: size),
-                                           flags: flags, ctx: requestContext(req))
+                try FuseAdapter.ctx(req).core.setxattr(ino: ino, name: FuseAdapter.name(name), value: UnsafeRawBufferPointer(start: value, count: size),
+                                           flags: flags, ctx: FuseAdapter.requestContext(req))
                 fuse_reply_err(req, 0)
-            } catch { replyError(req, error, "setxattr") }
+            } catch { FuseAdapter.replyError(req, error, "setxattr") }
         }
         ops.getxattr = { req, ino, name, size in
             do {
-                let v = try ctx(req).core.getxattr(ino: ino, name: FuseAdapter.name(name))
+                let v = try FuseAdapter.ctx(req).core.getxattr(ino: ino, name: FuseAdapter.name(name))
                 if size == 0 { fuse_reply_xattr(req, v.count) }
                 else if v.count > size { fuse_reply_err(req, ERANGE) }
                 else { v.withUnsafeBytes { _ = fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), v.count) } }
-            } catch { replyError(req, error, "getxattr") }
+            } catch { FuseAdapter.replyError(req, error, "getxattr") }
         }
         ops.listxattr = { req, ino, size in
             do {
-                let v = try ctx(req).core.listxattr(ino: ino)
+                let v = try FuseAdapter.ctx(req).core.listxattr(ino: ino)
                 if size == 0 { fuse_reply_xattr(req, v.count) }
                 else if v.count > size { fuse_reply_err(req, ERANGE) }
                 else { v.withUnsafeBytes { _ = fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), v.count) } }
-            } catch { replyError(req, error, "listxattr") }
+            } catch { FuseAdapter.replyError(req, error, "listxattr") }
         }
         ops.removexattr = { req, ino, name in
-            do { try ctx(req).core.removexattr(ino: ino, name: FuseAdapter.name(name), ctx: requestContext(req)); fuse_reply_err(req, 0) }
-            catch { replyError(req, error, "removexattr") }
+            do { try FuseAdapter.ctx(req).core.removexattr(ino: ino, name: FuseAdapter.name(name), ctx: FuseAdapter.requestContext(req)); fuse_reply_err(req, 0) }
+            catch { FuseAdapter.replyError(req, error, "removexattr") }
         }
         ops.access = { req, ino, mask in
-            do { try ctx(req).core.access(ino: ino, mask: mask, ctx: requestContext(req)); fuse_reply_err(req, 0) }
-            catch { replyError(req, error, "access") }
+            do { try FuseAdapter.ctx(req).core.access(ino: ino, mask: mask, ctx: FuseAdapter.requestContext(req)); fuse_reply_err(req, 0) }
+            catch { FuseAdapter.replyError(req, error, "access") }
         }
         ops.fallocate = { req, ino, mode, offset, length, fi in
-            do { try ctx(req).core.fallocate(ino: ino, fh: fi!.pointee.fh, mode: mode, offset: Int64(offset), length: Int64(length)); fuse_reply_err(req, 0) }
-            catch { replyError(req, error, "fallocate") }
+            do { try FuseAdapter.ctx(req).core.fallocate(ino: ino, fh: fi!.pointee.fh, mode: mode, offset: Int64(offset), length: Int64(length)); fuse_reply_err(req, 0) }
+            catch { FuseAdapter.replyError(req, error, "fallocate") }
         }
         return ops
     }

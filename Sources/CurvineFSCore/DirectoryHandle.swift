@@ -1,0 +1,47 @@
+// Directory streams: readdir in pages of `listLimit` (ListOptions), holding one page.
+//
+// Offsets are index cookies: "." is entry 0, ".." entry 1, the i-th child entry 2 + i;
+// an entry's `nextOffset` is its index + 1. A handle keeps only the current page, its
+// first index and the last name the master returned (the `start_after` of the next
+// page), so a million-entry directory lists in O(listLimit) memory. A read at an offset
+// inside the current page continues from it (the kernel's buffer filled up mid-page);
+// one past it fetches the next page; one before it (rewinddir, seekdir back) restarts
+// the listing and pages forward. Entries created or removed between pages may be
+// missed or show up once, never twice (ListOptions' own guarantee), as with any
+// directory that changes during readdir.
+import CurvineClient
+
+/// Names this mount gives to files unlinked while open (see FileSystemCore.unlink).
+let hiddenNamePrefix = ".curvine-fuse-hidden."
+
+final class DirHandle {
+    let ino: UInt64
+    /// Serialises this stream's pages; the only lock held across a network call (see
+    /// the lock order in InodeTable.swift).
+    let lock = Lock()
+    var page: [FileStatus] = []
+    var pageStart = 0
+    var lastRawName: String?
+    var exhausted = false
+    var started = false
+
+    init(ino: UInt64) { self.ino = ino }
+
+    /// Starts over from the first child.
+    func restart() {
+        page = []
+        pageStart = 0
+        lastRawName = nil
+        exhausted = false
+        started = true
+    }
+
+    /// Fetches the page after the current one (the caller has advanced `pageStart`).
+    func fetchNext(client: CurvineFileSystem, path: String, limit: Int) throws {
+        let lim = max(1, limit)
+        let raw = try fsTry { try client.listPage(path, startAfter: lastRawName, limit: lim) }
+        exhausted = raw.count < lim
+        if let last = raw.last { lastRawName = last.name }
+        page = raw.filter { !$0.name.hasPrefix(hiddenNamePrefix) }
+    }
+}

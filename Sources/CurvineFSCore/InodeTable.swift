@@ -1,0 +1,427 @@
+// The inode table: FUSE inode numbers <-> Curvine inodes, kernel lookup counts, the
+// dentry tree that turns an inode into a Curvine path, and the status/entry/negative
+// caches.
+//
+// LOCK ORDER (acquire downwards only; never call out to the network holding 1–4):
+//   1. InodeTable.lock           nodes, dentries, caches, ino mapping, OpenFile.handles
+//   2. FileWriter.cond           one per inode open for writing: buffers, length, io token
+//   3. FileReader.cond           one per open file handle: prefetch units, stream cache
+//   4. leaf locks                FileSystemCore.handleLock, BufferPool, IOThreadPool,
+//                                IdentityMap, CoreStats — taken last and alone
+//   DirHandle.lock is taken with nothing else held and is the one lock held across a
+//   network call (ListOptions): it serialises the pages of one directory stream, which
+//   the kernel serialises anyway; no other thread ever waits on it.
+//   The writer's "io token" (FileWriter.busy) is a flag, not a mutex: whoever holds it
+//   talks to the master/workers for that file with no lock held.
+//
+// Inode numbers: the Curvine inode id *is* the FUSE ino (upstream does the same), so
+// inode numbers are stable across lookups, forgets and remounts, hard links share one
+// ino for free, and readdir can report real inos without creating table entries for
+// a million-entry directory. The mount root (fs_path) is FUSE_ROOT_ID 1 whatever its
+// id; ids that cannot be used directly (< 2, >= 2^62) get numbers from 2^62 up,
+// remembered for the life of the mount.
+//
+// Paths: Curvine is path-addressed, so every node keeps its primary (parent, name); a
+// path is built by walking parents to the root. A node stays in the table while the
+// kernel has lookups on it, a handle is open on it, or a child node hangs below it
+// (the kernel pins parents of cached dentries, so this is what it expects too). Hard
+// links: a node reached under several names keeps the extra ones as aliases; if the
+// primary name goes away, an alias takes its place.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CurvineClient
+
+/// A directory entry name compared and hashed as bytes (Curvine, like Linux, treats two
+/// canonically equivalent but differently spelled names as different entries; Swift's
+/// String equality would merge them).
+struct NameKey: Hashable {
+    let s: String
+    init(_ s: String) { self.s = s }
+    static func == (a: NameKey, b: NameKey) -> Bool { a.s.utf8.elementsEqual(b.s.utf8) }
+    func hash(into h: inout Hasher) {
+        var u = s.utf8
+        if let done: Void = u.withContiguousStorageIfAvailable({ h.combine(bytes: UnsafeRawBufferPointer($0)) }) {
+            _ = done
+        } else {
+            u = s.utf8
+            for b in u { h.combine(b) }
+        }
+        h.combine(s.utf8.count)
+    }
+}
+
+struct ChildRef {
+    var ino: UInt64
+    /// Monotonic ns after which the kernel-facing entry is stale in user space too.
+    var expiresNs: UInt64
+}
+
+/// Data state of an inode with open handles (shared by all handles of the inode).
+final class OpenFile {
+    let ino: UInt64
+    /// Open file handles (all modes). Guarded by InodeTable.lock.
+    var handles = 0
+    /// Writable handles. Guarded by InodeTable.lock.
+    var writableHandles = 0
+    /// Unlinked while open: the name was renamed to a hidden one; delete it at last
+    /// release. Guarded by InodeTable.lock.
+    var deferredDelete = false
+    /// A leaf lock for the two fields the read path checks on every request.
+    private let lock = Lock()
+    private var _writer: FileWriter?
+    private var _dataVersion: UInt64 = 0
+
+    init(ino: UInt64) { self.ino = ino }
+
+    /// The shared per-inode writer (set with the first writable handle).
+    var writer: FileWriter? {
+        get { lock.withLock { _writer } }
+        set { lock.withLock { _writer = newValue } }
+    }
+
+    /// Bumped whenever the file's data changes through this mount (writer flush/commit,
+    /// truncate, fallocate): readers refresh their block list when it moves.
+    var dataVersion: UInt64 { lock.withLock { _dataVersion } }
+    func bumpDataVersion() { lock.withLock { _dataVersion &+= 1 } }
+}
+
+final class Node {
+    let ino: UInt64
+    var id: Int64
+    /// Primary parent and name (root: itself and "").
+    var parent: UInt64
+    var name: String
+    /// Other names of a hard-linked file known to the kernel.
+    var aliases: [(parent: UInt64, name: String)] = []
+    /// Kernel references (lookup/create/mkdir/readdirplus replies minus forgets).
+    var lookups: UInt64 = 0
+    /// Nodes whose primary or alias name lives in this directory.
+    var childRefs = 0
+    var status: FileStatus?
+    var statusExpiresNs: UInt64 = 0
+    /// Dentry cache of this directory: names the kernel looked up.
+    var children: [NameKey: ChildRef] = [:]
+    /// Negative dentry cache: name -> expiry.
+    var negatives: [NameKey: UInt64] = [:]
+    /// Set while handles are open.
+    var open: OpenFile?
+    /// (mtime, length) seen at the last open: KEEP_CACHE when unchanged.
+    var lastOpenSnapshot: (Int64, Int64)?
+
+    init(ino: UInt64, id: Int64, parent: UInt64, name: String) {
+        self.ino = ino; self.id = id; self.parent = parent; self.name = name
+    }
+}
+
+final class InodeTable: @unchecked Sendable {
+    static let rootIno: UInt64 = 1
+    private static let firstSyntheticIno: UInt64 = 1 << 62
+
+    let lock = Lock()
+    let rootPath: String
+    private(set) var rootId: Int64
+    private var nodes: [UInt64: Node] = [:]
+    private var syntheticInos: [Int64: UInt64] = [:]
+    private var nextSynthetic = InodeTable.firstSyntheticIno
+
+    init(rootPath: String, rootStatus: FileStatus) {
+        self.rootPath = rootPath
+        self.rootId = rootStatus.id
+        let root = Node(ino: Self.rootIno, id: rootStatus.id, parent: Self.rootIno, name: "")
+        root.status = rootStatus
+        root.lookups = 1
+        nodes[Self.rootIno] = root
+    }
+
+    var count: Int { lock.withLock { nodes.count } }
+
+    // MARK: ino mapping (lock held)
+
+    func inoLocked(forId id: Int64) -> UInt64 {
+        if id == rootId { return Self.rootIno }
+        if id >= 2 && UInt64(id) < Self.firstSyntheticIno { return UInt64(id) }
+        if let s = syntheticInos[id] { return s }
+        let s = nextSynthetic
+        nextSynthetic += 1
+        syntheticInos[id] = s
+        return s
+    }
+
+    func ino(forId id: Int64) -> UInt64 { lock.withLock { inoLocked(forId: id) } }
+
+    // MARK: lookups of the table (lock held)
+
+    func nodeLocked(_ ino: UInt64) -> Node? { nodes[ino] }
+
+    func pathLocked(_ n: Node) -> String? {
+        if n.ino == Self.rootIno { return rootPath }
+        var comps: [String] = []
+        var cur = n
+        while cur.ino != Self.rootIno {
+            comps.append(cur.name)
+            guard let p = nodes[cur.parent], comps.count < 4096 else { return nil }
+            cur = p
+        }
+        var s = rootPath == "/" ? "" : rootPath
+        for c in comps.reversed() { s += "/"; s += c }
+        return s
+    }
+
+    func childPath(_ parentPath: String, _ name: String) -> String {
+        parentPath == "/" ? "/" + name : parentPath + "/" + name
+    }
+
+    /// The Curvine path of `ino`; ESTALE when the kernel names an inode we no longer know.
+    func path(_ ino: UInt64) throws -> String {
+        try lock.withLock {
+            guard let n = nodes[ino] else { throw FSError(ESTALE, "inode \(ino) is not known (forgotten)") }
+            guard let p = pathLocked(n) else { throw FSError(ESTALE, "inode \(ino) has no path") }
+            return p
+        }
+    }
+
+    /// Path of `name` in directory `parent`.
+    func path(_ parent: UInt64, _ name: String) throws -> String {
+        childPath(try path(parent), name)
+    }
+
+    /// Path and fresh cached status of `ino` (status nil when absent or expired).
+    func pathAndStatus(_ ino: UInt64, now: UInt64) throws -> (String, FileStatus?, OpenFile?) {
+        try lock.withLock {
+            guard let n = nodes[ino] else { throw FSError(ESTALE, "inode \(ino) is not known (forgotten)") }
+            guard let p = pathLocked(n) else { throw FSError(ESTALE, "inode \(ino) has no path") }
+            let s = n.statusExpiresNs > now ? n.status : nil
+            return (p, s, n.open)
+        }
+    }
+
+    /// Cached status even when expired (for data paths that only need the kind/block size).
+    func anyStatus(_ ino: UInt64) -> FileStatus? { lock.withLock { nodes[ino]?.status } }
+
+    // MARK: cache updates
+
+    /// Records that `name` in `parent` is `status`; creates or updates the node, points the
+    /// dentry at it, clears a negative entry, and adds `lookups` kernel references.
+    @discardableResult
+    func rememberLocked(parent: UInt64, name: String, status: FileStatus, lookups: UInt64,
+                        statusExpiresNs: UInt64, entryExpiresNs: UInt64) -> Node {
+        let ino = inoLocked(forId: status.id)
+        let key = NameKey(name)
+        let p = nodes[parent]
+        p?.negatives.removeValue(forKey: key)
+        // A different inode previously cached under this name: that dentry is gone.
+        if let old = p?.children[key], old.ino != ino, let on = nodes[old.ino] {
+            unlinkNameLocked(on, parent: parent, name: name)
+        }
+        let node: Node
+        if let n = nodes[ino] {
+            node = n
+            if n.id != status.id { n.id = status.id }
+            if ino != Self.rootIno {
+                let isPrimary = n.parent == parent && NameKey(n.name) == key
+                let isAlias = n.aliases.contains { $0.parent == parent && NameKey($0.name) == key }
+                if !isPrimary && !isAlias {
+                    if status.kind == .directory || n.children.count > 0 {
+                        // A directory has one name: it moved (renamed by another client).
+                        moveRefLocked(from: n.parent, to: parent)
+                        n.parent = parent
+                        n.name = name
+                    } else if nodes[n.parent]?.children[NameKey(n.name)]?.ino != ino {
+                        // The primary name is no longer ours: take over this one.
+                        moveRefLocked(from: n.parent, to: parent)
+                        n.parent = parent
+                        n.name = name
+                    } else {
+                        n.aliases.append((parent, name))
+                        nodes[parent]?.childRefs += 1
+                    }
+                }
+            }
+        } else {
+            node = Node(ino: ino, id: status.id, parent: parent, name: name)
+            nodes[ino] = node
+            nodes[parent]?.childRefs += 1
+        }
+        node.status = status
+        node.statusExpiresNs = statusExpiresNs
+        node.lookups += lookups
+        if ino != Self.rootIno { p?.children[key] = ChildRef(ino: ino, expiresNs: entryExpiresNs) }
+        return node
+    }
+
+    private func moveRefLocked(from old: UInt64, to new: UInt64) {
+        if old == new { return }
+        nodes[new]?.childRefs += 1
+        if let o = nodes[old] {
+            o.childRefs -= 1
+            maybeRemoveLocked(o)
+        }
+    }
+
+    /// The dentry `name` in `parent` no longer names `n` (unlink, rename away, replaced).
+    func unlinkNameLocked(_ n: Node, parent: UInt64, name: String) {
+        let key = NameKey(name)
+        if let p = nodes[parent], p.children[key]?.ino == n.ino { p.children.removeValue(forKey: key) }
+        if let i = n.aliases.firstIndex(where: { $0.parent == parent && NameKey($0.name) == key }) {
+            n.aliases.remove(at: i)
+            if let p = nodes[parent] { p.childRefs -= 1; maybeRemoveLocked(p) }
+        } else if n.parent == parent && NameKey(n.name) == key, let a = n.aliases.first {
+            n.aliases.removeFirst()
+            n.parent = a.parent
+            n.name = a.name
+            if let p = nodes[parent] { p.childRefs -= 1; maybeRemoveLocked(p) }
+        }
+        // Otherwise the node keeps its (now dangling) primary name: the kernel may still
+        // hold it; path ops on it find another inode or nothing and fail ESTALE/ENOENT.
+    }
+
+    func setStatusLocked(_ ino: UInt64, _ status: FileStatus, expiresNs: UInt64) {
+        guard let n = nodes[ino] else { return }
+        n.status = status
+        n.statusExpiresNs = expiresNs
+    }
+
+    func invalidateStatus(_ ino: UInt64) {
+        lock.withLock { nodes[ino]?.statusExpiresNs = 0 }
+    }
+
+    func invalidateStatusLocked(_ ino: UInt64) { nodes[ino]?.statusExpiresNs = 0 }
+
+    /// Fresh dentry + status for `name` in `parent`: (node, status) or nil.
+    func cachedChildLocked(_ parent: UInt64, _ name: String, now: UInt64) -> Node? {
+        guard let p = nodes[parent], let c = p.children[NameKey(name)], c.expiresNs > now,
+              let n = nodes[c.ino], n.statusExpiresNs > now, n.status != nil else { return nil }
+        return n
+    }
+
+    /// The node the dentry cache has for `name` in `parent`, fresh or not.
+    func childNodeLocked(_ parent: UInt64, _ name: String) -> Node? {
+        guard let c = nodes[parent]?.children[NameKey(name)] else { return nil }
+        return nodes[c.ino]
+    }
+
+    func isNegativeLocked(_ parent: UInt64, _ name: String, now: UInt64) -> Bool {
+        guard let p = nodes[parent], let e = p.negatives[NameKey(name)] else { return false }
+        if e > now { return true }
+        p.negatives.removeValue(forKey: NameKey(name))
+        return false
+    }
+
+    func setNegativeLocked(_ parent: UInt64, _ name: String, expiresNs: UInt64) {
+        guard let p = nodes[parent] else { return }
+        let key = NameKey(name)
+        if let c = p.children[key], let n = nodes[c.ino] { unlinkNameLocked(n, parent: parent, name: name) }
+        p.children.removeValue(forKey: key)
+        if expiresNs > 0 {
+            if p.negatives.count > 100_000 { p.negatives.removeAll(keepingCapacity: true) }
+            p.negatives[key] = expiresNs
+        } else {
+            p.negatives.removeValue(forKey: key)
+        }
+    }
+
+    func clearNegativeLocked(_ parent: UInt64, _ name: String) {
+        nodes[parent]?.negatives.removeValue(forKey: NameKey(name))
+    }
+
+    /// Moves the dentry (parent, name) -> (newParent, newName) after a successful rename.
+    /// Whatever the destination named before is unlinked.
+    func renameLocked(_ parent: UInt64, _ name: String, _ newParent: UInt64, _ newName: String, now: UInt64,
+                      entryExpiresNs: UInt64) {
+        let key = NameKey(name), newKey = NameKey(newName)
+        let moving = nodes[parent]?.children[key].flatMap { nodes[$0.ino] }
+        if let dst = nodes[newParent]?.children[newKey], dst.ino != moving?.ino, let dn = nodes[dst.ino] {
+            unlinkNameLocked(dn, parent: newParent, name: newName)
+        }
+        nodes[newParent]?.children.removeValue(forKey: newKey)
+        nodes[newParent]?.negatives.removeValue(forKey: newKey)
+        nodes[parent]?.children.removeValue(forKey: key)
+        guard let n = moving else { return }
+        if n.parent == parent && NameKey(n.name) == key {
+            moveRefLocked(from: parent, to: newParent)
+            n.parent = newParent
+            n.name = newName
+        } else if let i = n.aliases.firstIndex(where: { $0.parent == parent && NameKey($0.name) == key }) {
+            n.aliases[i] = (newParent, newName)
+            moveRefLocked(from: parent, to: newParent)
+        }
+        nodes[newParent]?.children[newKey] = ChildRef(ino: n.ino, expiresNs: entryExpiresNs)
+        n.statusExpiresNs = 0  // ctime changed
+    }
+
+    /// RENAME_EXCHANGE: swaps the two dentries.
+    func exchangeLocked(_ p1: UInt64, _ n1: String, _ p2: UInt64, _ n2: String, entryExpiresNs: UInt64) {
+        let k1 = NameKey(n1), k2 = NameKey(n2)
+        let a = nodes[p1]?.children[k1].flatMap { nodes[$0.ino] }
+        let b = nodes[p2]?.children[k2].flatMap { nodes[$0.ino] }
+        nodes[p1]?.children.removeValue(forKey: k1)
+        nodes[p2]?.children.removeValue(forKey: k2)
+        func retarget(_ n: Node?, fromP: UInt64, fromK: NameKey, toP: UInt64, toName: String) {
+            guard let n else { return }
+            if n.parent == fromP && NameKey(n.name) == fromK {
+                moveRefLocked(from: fromP, to: toP)
+                n.parent = toP
+                n.name = toName
+            } else if let i = n.aliases.firstIndex(where: { $0.parent == fromP && NameKey($0.name) == fromK }) {
+                n.aliases[i] = (toP, toName)
+                moveRefLocked(from: fromP, to: toP)
+            }
+            nodes[toP]?.children[NameKey(toName)] = ChildRef(ino: n.ino, expiresNs: entryExpiresNs)
+            n.statusExpiresNs = 0
+        }
+        // Take both refs before dropping any, so neither parent is removed mid-swap.
+        retarget(a, fromP: p1, fromK: k1, toP: p2, toName: n2)
+        retarget(b, fromP: p2, fromK: k2, toP: p1, toName: n1)
+    }
+
+    // MARK: reference counts
+
+    func addLookupLocked(_ ino: UInt64, _ n: UInt64) { nodes[ino]?.lookups += n }
+
+    /// FORGET: drops `n` kernel references; the node goes when nothing else pins it.
+    func forget(_ ino: UInt64, _ n: UInt64) {
+        lock.withLock {
+            guard ino != Self.rootIno, let node = nodes[ino] else { return }
+            node.lookups = node.lookups >= n ? node.lookups - n : 0
+            maybeRemoveLocked(node)
+        }
+    }
+
+    func maybeRemoveLocked(_ n: Node) {
+        guard n.ino != Self.rootIno, n.lookups == 0, n.open == nil, n.childRefs <= 0,
+              nodes[n.ino] === n else { return }
+        nodes.removeValue(forKey: n.ino)
+        let names = [(parent: n.parent, name: n.name)] + n.aliases
+        n.aliases.removeAll()
+        for a in names {
+            guard let p = nodes[a.parent] else { continue }
+            let k = NameKey(a.name)
+            if p.children[k]?.ino == n.ino { p.children.removeValue(forKey: k) }
+            p.childRefs -= 1
+            maybeRemoveLocked(p)
+        }
+    }
+
+    func lookupCount(_ ino: UInt64) -> UInt64? { lock.withLock { nodes[ino]?.lookups } }
+    func contains(_ ino: UInt64) -> Bool { lock.withLock { nodes[ino] != nil } }
+
+    // MARK: open state
+
+    /// Attaches (or finds) the OpenFile of `ino` and counts one more handle.
+    func attachOpen(_ ino: UInt64, writable: Bool) throws -> OpenFile {
+        try lock.withLock {
+            guard let n = nodes[ino] else { throw FSError(ESTALE, "inode \(ino) is not known") }
+            let o = n.open ?? OpenFile(ino: ino)
+            n.open = o
+            o.handles += 1
+            if writable { o.writableHandles += 1 }
+            return o
+        }
+    }
+
+    /// All OpenFiles (shutdown).
+    func allOpen() -> [OpenFile] { lock.withLock { nodes.values.compactMap { $0.open } } }
+}
