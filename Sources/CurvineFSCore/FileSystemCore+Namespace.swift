@@ -116,12 +116,19 @@ extension FileSystemCore {
         try fsTry {
             try client.rename(table.childPath(parentPath, name), to: table.childPath(parentPath, hidden), flags: .noReplace)
         }
-        table.lock.withLock {
+        let stillOpen: Bool = table.lock.withLock {
             table.renameLocked(parent, name, parent, hidden, now: monotonicNs(), entryExpiresNs: 0)
-            o.deferredDelete = true
             table.invalidateStatusLocked(parent)
             let neg = negativeTTL
             if neg > 0 { table.setNegativeLocked(parent, name, expiresNs: expiry(neg)) }
+            // The last handle may have gone while we renamed: then nobody will delete it.
+            guard let n = table.nodeLocked(ino), n.open === o, o.handles > 0 else { return false }
+            o.deferredDelete = true
+            return true
+        }
+        if !stillOpen {
+            try fsTry { try client.delete(table.childPath(parentPath, hidden), recursive: false) }
+            forgetName(parent, hidden, ino: ino)
         }
         return true
     }
