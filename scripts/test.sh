@@ -5,4 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build
+# The Fluid end-to-end test plays Fluid against the real binaries (root + /dev/fuse).
+export CURVINE_E2E=${CURVINE_E2E:-1}
 swift test "$@"

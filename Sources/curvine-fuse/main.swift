@@ -7,10 +7,9 @@ import Foundation
 
 let env = ProcessInfo.processInfo.environment
 var args = Array(CommandLine.arguments.dropFirst())
-let fluidOnlyArgs = args.allSatisfy { $0 == "--dry-run" || $0.hasPrefix("--config") }
-if env["FLUID_RUNTIME_TYPE"] == "thin", !args.isEmpty ? fluidOnlyArgs && args.first != "--help" : true {
-    // Under Fluid's ThinRuntime the container may run us with no subcommand (CONTRACT §6.1).
-    // The mount command it then execs has flags (--mnt-path ...), so it is not caught here.
+if args.first != "fluid-thin-runtime", FluidEntrypoint.isThinRuntimeInvocation(arguments: args, environment: env) {
+    // Under Fluid's ThinRuntime the container runs us with no subcommand (CONTRACT §6.1).
+    // The daemon it execs gets FLUID_RUNTIME_TYPE removed, so it does not land here.
     exit(FluidEntrypoint.run(arguments: args, environment: env))
 }
 CurvineFuseCLI.main(args)
