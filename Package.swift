@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // System libraries, found through pkg-config (apt: libfuse3-dev, libnuma-dev).
@@ -50,7 +51,8 @@ let package = Package(
         // FUSE adapter, mount options and the daemon's run loop.
         .target(name: "CurvineFuseSwift",
                 dependencies: ["CShim", "CurvineFSCore", "CurvineClient", "CurvineFluid",
-                               .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                               .product(name: "Prometheus", package: "swift-prometheus")],
                 swiftSettings: v5),
         .executableTarget(name: "curvine-fuse",
                           dependencies: ["CurvineFuseSwift", "CurvineFluid",
@@ -72,5 +74,8 @@ let package = Package(
                     dependencies: ["CurvineFSCore", "CurvineClient", "CurvineServer"], swiftSettings: v5),
         .testTarget(name: "CurvineFluidTests", dependencies: ["CurvineFluid"], swiftSettings: v5),
         .testTarget(name: "MountTests", dependencies: ["CurvineClient", "CurvineServer"], swiftSettings: v5),
+        // Faults, failover, shutdown, differential and resource tests (short mode in CI).
+        .testTarget(name: "ReliabilityTests",
+                    dependencies: ["CurvineClient", "CurvineServer", "CurvineFSCore"], swiftSettings: v5),
     ]
 )
