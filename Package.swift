@@ -10,7 +10,7 @@ let v5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
 
 let package = Package(
     name: "curvine-fuse",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "curvine-fuse", targets: ["curvine-fuse"]),
         .executable(name: "curvine-cluster", targets: ["curvine-cluster"]),

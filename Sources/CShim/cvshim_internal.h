@@ -72,6 +72,16 @@ struct cvfuse_session {
      * not been written yet (0: none), and the error that reply carried. */
     _Atomic uint64_t init_unique;
     atomic_int init_error;
+
+    /* Kernel passthrough (io.c). pt_config is written by cvfuse_negotiate inside
+     * do_init, kernel_init_flags by the read hook on INIT, both before the INIT
+     * reply, on the thread that processes INIT. pt_active is set once by the INIT
+     * reply and cleared when BACKING_OPEN fails with EPERM. */
+    int pt_config;               /* cvfuse_init_options.passthrough */
+    int pt_test;                 /* CVFUSE_TEST_PASSTHROUGH knob, see io.c */
+    uint64_t kernel_init_flags;  /* flags | flags2 << 32 of the INIT request */
+    atomic_int pt_active;
+    atomic_uint pt_logged;       /* bit per failure kind already logged */
 };
 
 /* The worker running on this thread, NULL on any other thread (io.c). */
@@ -84,6 +94,13 @@ struct cvfuse_session *cvshim_current_session(void);
 
 /* io.c */
 extern const struct fuse_custom_io cvshim_io;
+/* loop.c brackets fuse_session_process_buf with these: the request's unique
+ * and opcode become this thread's "current request" (what cvfuse_open_passthrough
+ * marks). A spliced request (header still in the pipe) is "unknown". */
+void cvshim_request_begin(const struct fuse_buf *buf);
+void cvshim_request_end(void);
+/* CVFUSE_TEST_PASSTHROUGH value for a new session (io.c). */
+int cvshim_passthrough_test_mode(void);
 
 /* numa.c: CPU sets for pinning. Returns the number of NUMA nodes that have
  * CPUs in the allowed set; when > 1, *sets receives one CPU_ALLOC'd set per

@@ -167,7 +167,11 @@ static void *worker_main(void *arg)
         }
         if (s->debug)
             log_request(w, &buf, res);
+        /* The request's unique/opcode become this thread's current request
+         * while its op runs (cvfuse_open_passthrough marks its reply). */
+        cvshim_request_begin(&buf);
         fuse_session_process_buf(se, &buf);
+        cvshim_request_end();
     }
 
     free(buf.mem);   /* libfuse's allocation; NULL if no request was received */

@@ -185,6 +185,14 @@ void cvfuse_negotiate(struct fuse_conn_info *conn, const cvfuse_init_options *o)
     else
         deny |= FUSE_CAP_WRITEBACK_CACHE;
 
+    /* Kernel passthrough is not a libfuse 3.14 capability: io.c adds it to the
+     * INIT reply (and logs the outcome) when asked here and the kernel offers it. */
+    {
+        struct cvfuse_session *ps = cvshim_current_session();
+        if (ps != NULL)
+            ps->pt_config = o->passthrough != 0;
+    }
+
     /* The kernel applies the umask; no ACLs in Curvine; AUTO_INVAL_DATA
      * already covers invalidation (EXPLICIT_INVAL_DATA would disable it). */
     deny |= FUSE_CAP_DONT_MASK | FUSE_CAP_POSIX_ACL | FUSE_CAP_EXPLICIT_INVAL_DATA;

@@ -67,6 +67,7 @@ cvfuse_session *cvfuse_new(int argc, char **argv, const struct fuse_lowlevel_ops
         }
     }
     s->mount_max_read = parse_mount_max_read(&s->args);
+    s->pt_test = cvshim_passthrough_test_mode();
 
     if (sem_init(&s->wake, 0, 0) != 0) {
         cvlog(FUSE_LOG_ERR, "cvfuse_new: sem_init: %s", strerror(errno));

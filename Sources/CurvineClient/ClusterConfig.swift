@@ -38,9 +38,12 @@ public func parseDurationMs(_ s: String) -> Int64? {
     let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
     for (u, m) in units where t.hasSuffix(u) {
         guard let n = Int64(String(t.dropLast(u.count)).trimmingWhitespace()), n >= 0 else { return nil }
-        return n * m
+        let (r, o) = n.multipliedReportingOverflow(by: m)
+        return o ? nil : r
     }
-    return Int64(t).flatMap { $0 >= 0 ? $0 * 1000 : nil }
+    guard let n = Int64(t), n >= 0 else { return nil }
+    let (r, o) = n.multipliedReportingOverflow(by: 1000)
+    return o ? nil : r
 }
 
 /// Typed reads from a TOML table, collecting problems instead of stopping at the first.
@@ -111,7 +114,11 @@ final class ConfigReader {
     /// A duration: an integer (milliseconds when the key ends in _ms, else seconds) or "60s".
     func durationMs(_ section: String?, _ key: String, _ defMs: Int64) -> Int64 {
         guard let v = value(section, key) else { return defMs }
-        if let i = v.int, i >= 0 { return key.hasSuffix("_ms") ? Int64(i) : Int64(i) * 1000 }
+        if let i = v.int, i >= 0 {
+            if key.hasSuffix("_ms") { return Int64(i) }
+            let (r, o) = Int64(i).multipliedReportingOverflow(by: 1000)
+            if !o { return r }
+        }
         if let s = v.string, let n = parseDurationMs(s) { return n }
         wrong(section, key, "a duration like \"60s\" or a number", v)
         return defMs
@@ -288,6 +295,7 @@ public struct ClusterConfig: Sendable {
         cl.readChunkSize = r.size("client", "read_chunk_size", cl.readChunkSize)
         cl.writeChunkSize = r.size("client", "write_chunk_size", cl.writeChunkSize)
         cl.blockSize = r.size("client", "block_size", cl.blockSize)
+        if cl.blockSize < 1 { r.errors.append("\(source): key 'client.block_size' must be at least 1 byte (upstream default 128MB)") }
         cl.replicas = Int32(r.int("client", "replicas", Int(cl.replicas), min: 1, max: 64))
         let h = r.string("client", "hostname", "")
         cl.hostname = h.isEmpty ? nil : h
@@ -296,6 +304,15 @@ public struct ClusterConfig: Sendable {
         cl.rpcRetryMaxDurationMs = r.durationMs("client", "rpc_retry_max_duration_ms", cl.rpcRetryMaxDurationMs)
         cl.dataTimeoutMs = r.durationMs("client", "data_timeout_ms", cl.dataTimeoutMs)
         cl.masterConnPoolSize = r.int("client", "master_conn_pool_size", cl.masterConnPoolSize, min: 1, max: 64)
+        // Timeouts: at least 1 ms (0 would fail every call at once), at most one day (a
+        // deadline that far is "never"; larger values would overflow deadline arithmetic).
+        // The retry budget may be 0: one attempt per master, no retry rounds.
+        let day: Int64 = 86_400_000
+        for (k, v, lo) in [("conn_timeout_ms", cl.connTimeoutMs, Int64(1)), ("rpc_timeout_ms", cl.rpcTimeoutMs, 1),
+                           ("rpc_retry_max_duration_ms", cl.rpcRetryMaxDurationMs, 0), ("data_timeout_ms", cl.dataTimeoutMs, 1)]
+            where v < lo || v > day {
+            r.errors.append("\(source): key 'client.\(k)' = \(v) ms must be between \(lo) ms and one day (\(day) ms)")
+        }
         for (k, lo, hi) in [("read_chunk_size", Int64(1), Int64(frameMaxDataSize)), ("write_chunk_size", 1, Int64(frameMaxDataSize))] {
             let v = k == "read_chunk_size" ? cl.readChunkSize : cl.writeChunkSize
             if v < lo || v > hi { r.errors.append("\(source): key 'client.\(k)' = \(v) must be between 1 byte and 16MB (the frame limit)") }

@@ -122,7 +122,18 @@ public final class CurvineClient: CurvineFileSystem, @unchecked Sendable {
 
     public func mkdir(_ path: String, mode: UInt32, owner: String, group: String, createParent: Bool) throws -> FileStatus {
         let r = Requests.mkdir(path, mode: mode, owner: owner, group: group, createParent: createParent)
-        let resp = try rpc(.mkdir, r, Proto_MkdirResponse.self)
+        let resp: Proto_MkdirResponse
+        do {
+            resp = try rpc(.mkdir, r, Proto_MkdirResponse.self)
+        } catch let e as CurvineError where e.kind == .fileAlreadyExists && e.wasRetried {
+            // Mkdir is not in the master's retry cache (§3.1): when our first attempt ran
+            // but its reply was lost, the re-send finds the directory. A directory there
+            // now is our mkdir's result (a concurrent creator is indistinguishable, as
+            // with mkdir -p); anything else is a real EEXIST.
+            let st = try fileStatus(path)
+            guard st.kind == .directory else { throw e }
+            return st
+        }
         if resp.hasStatus { return FileStatus(proto: resp.status) }
         return try fileStatus(path)
     }
@@ -282,20 +293,13 @@ public final class CurvineClient: CurvineFileSystem, @unchecked Sendable {
     // MARK: data
 
     /// Local replicas first, then the others in the master's order; a failed replica
-    /// (BlockNotFound, transport) falls through to the next (§3.3, §7).
+    /// (BlockNotFound, transport) falls through to the next (§3.3, §7), at open and
+    /// when a stream breaks mid-read (RemoteBlockReader).
     public func openBlockReader(_ block: LocatedBlock, offset: Int64) throws -> BlockReader {
         if block.isHole || block.locations.isEmpty { return HoleBlockReader(length: block.length) }
         let ordered = block.locations.filter { $0.hostname == options.hostname }
             + block.locations.filter { $0.hostname != options.hostname }
-        var lastError: Error = CurvineError.local(EIO, "block \(block.id) has no replica")
-        for w in ordered {
-            do {
-                return try RemoteBlockReader(block: block, worker: w, offset: offset, settings: settings, pool: pool)
-            } catch {
-                lastError = error
-            }
-        }
-        throw lastError
+        return try RemoteBlockReader(block: block, workers: ordered, offset: offset, settings: settings, pool: pool)
     }
 
     public func openBlockWriter(_ block: LocatedBlock, offset: Int64, capacity: Int64) throws -> BlockWriter {

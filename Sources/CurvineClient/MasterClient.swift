@@ -8,6 +8,12 @@
 // master at once. The first master that answers with success or a non-retryable
 // error becomes the leader. Rounds repeat with backoff until the retry budget
 // (`rpc_retry_max_duration_ms`) is spent; then the last error is returned.
+//
+// Bound: a call returns within max(retry budget, rpc timeout) of its start (plus
+// scheduling noise). Every attempt's connect and reply deadlines are cut to that
+// end, no attempt starts after it, and the backoff sleep never crosses it. So a
+// syscall on a dead or hung cluster answers in 20 s with the defaults, not
+// budget + masters × rpc timeout.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -70,11 +76,14 @@ public final class MasterClient: @unchecked Sendable {
         let frame = Frame(code: code.rawValue, status: statusByte(.rpc, .undefined), reqId: reqId,
                           seqId: unarySeqId, header: header)
         let start = monotonicNs()
-        let budgetNs = UInt64(options.retryBudgetMs) * 1_000_000
-        var sleepMs = options.retryMinSleepMs
+        let endNs = start &+ msToNs(max(options.retryBudgetMs, options.rpcTimeoutMs, 1))
+        var sleepMs = max(1, options.retryMinSleepMs)
         var lastError: CurvineError = .transport("no master reachable")
         var attempts = 0
-        while true {
+        // An attempt whose frame went out but got no answer may have run on the master:
+        // a later error may then be the echo of our own first attempt (see withRetryNote).
+        var unanswered = false
+        rounds: while true {
             // 1. The cached leader first, then every master in order.
             let order: [Int] = lock.withLock {
                 var o = Array(addresses.indices)
@@ -82,9 +91,11 @@ public final class MasterClient: @unchecked Sendable {
                 return o
             }
             for idx in order {
+                if attempts > 0 && monotonicNs() >= endNs { break rounds }
                 attempts += 1
+                var sent = false
                 do {
-                    let reply = try attempt(frame, at: idx)
+                    let reply = try attempt(frame, at: idx, endNs: endNs, sent: &sent)
                     if reply.isError {
                         let err = ErrorPayload.decode(reply.data)
                         if err.isRetryableOnMasters {
@@ -99,30 +110,36 @@ public final class MasterClient: @unchecked Sendable {
                             break
                         }
                         setLeader(idx)
-                        throw InProgressAware(error: err, attempts: attempts)
+                        throw InProgressAware(error: err, unanswered: unanswered)
                     }
                     setLeader(idx)
                     return reply
                 } catch let e as InProgressAware {
-                    throw e.error.withRetryNote(e.attempts > 1)
+                    throw e.error.withRetryNote(e.unanswered)
                 } catch let e as CurvineError {
                     lastError = e
+                    if sent { unanswered = true }
                     forgetLeader(idx)
                 }
             }
-            if monotonicNs() - start >= budgetNs { break }
-            usleep(UInt32(sleepMs) * 1000)
-            sleepMs = min(options.retryMaxSleepMs, sleepMs * 2)
-            if monotonicNs() - start >= budgetNs { break }
+            let now = monotonicNs()
+            if now >= endNs { break }
+            let left = (endNs - now) / 1_000_000
+            usleep(UInt32(clamping: min(UInt64(sleepMs), left) * 1000))
+            sleepMs = min(max(1, options.retryMaxSleepMs), sleepMs * 2)
+            if monotonicNs() >= endNs { break }
         }
-        throw lastError.withRetryNote(attempts > 1)
+        throw lastError.withRetryNote(unanswered)
     }
 
-    private struct InProgressAware: Error { let error: CurvineError; let attempts: Int }
+    private struct InProgressAware: Error { let error: CurvineError; let unanswered: Bool }
 
-    private func attempt(_ frame: Frame, at idx: Int) throws -> Frame {
-        let conn = try connection(idx)
-        let deadline = monotonicNs() + UInt64(options.rpcTimeoutMs) * 1_000_000
+    private func attempt(_ frame: Frame, at idx: Int, endNs: UInt64, sent: inout Bool) throws -> Frame {
+        let now = monotonicNs()
+        let leftMs = endNs > now ? Int(clamping: (endNs - now + 999_999) / 1_000_000) : 1
+        let conn = try connection(idx, timeoutMs: min(options.connectTimeoutMs, leftMs))
+        let deadline = min(monotonicNs() &+ msToNs(options.rpcTimeoutMs), max(endNs, monotonicNs() &+ 1_000_000))
+        sent = true
         let reply = try conn.call(frame, deadlineNs: deadline)
         guard reply.code == frame.code else {
             conn.fail(.protocolViolation("master answered code \(reply.code) to code \(frame.code)"))
@@ -131,12 +148,21 @@ public final class MasterClient: @unchecked Sendable {
         return reply
     }
 
-    private func connection(_ idx: Int) throws -> RpcConnection {
+    private func connection(_ idx: Int, timeoutMs: Int) throws -> RpcConnection {
         let slot: Int = lock.withLock { nextSlot = (nextSlot + 1) % options.connectionsPerMaster; return nextSlot }
         if let c = lock.withLock({ pools[idx][slot] }), c.isAlive { return c }
-        let c = try RpcConnection(peer: addresses[idx], connectTimeoutMs: options.connectTimeoutMs)
-        lock.withLock { pools[idx][slot] = c }
-        return c
+        let c = try RpcConnection(peer: addresses[idx], connectTimeoutMs: max(1, timeoutMs))
+        // Another caller may have refilled the slot meanwhile: keep the live one and close
+        // the spare (closing a dead one ends nothing in flight; leaving either open would
+        // leak its socket and reader thread).
+        let (use, spare): (RpcConnection, RpcConnection?) = lock.withLock {
+            if let o = pools[idx][slot], o.isAlive { return (o, c) }
+            let o = pools[idx][slot]
+            pools[idx][slot] = c
+            return (c, o)
+        }
+        spare?.close()
+        return use
     }
 
     private func setLeader(_ idx: Int) { lock.withLock { leader = idx } }
@@ -150,8 +176,10 @@ public final class MasterClient: @unchecked Sendable {
 }
 
 extension CurvineError {
-    /// Marks an error as seen after a retry (so InProgress on SetAttr/Symlink/Link can
-    /// be read as "probably applied", §3.1).
+    /// Marks an error as seen after a retry of an attempt that went out unanswered (lost
+    /// reply, timeout), so the master may have run it: InProgress on SetAttr/Symlink/Link
+    /// then reads as "probably applied" (§3.1), EEXIST on Mkdir as "ours". Retries after
+    /// NotLeaderMaster or a failed connect (nothing ran) are not marked.
     func withRetryNote(_ retried: Bool) -> CurvineError {
         guard retried else { return self }
         var e = self
@@ -160,4 +188,11 @@ extension CurvineError {
     }
 
     var wasRetried: Bool { message.hasSuffix("(after retry)") }
+}
+
+/// Milliseconds to nanoseconds, saturating (configs may hold huge values).
+func msToNs(_ ms: Int) -> UInt64 {
+    let m = UInt64(max(0, ms))
+    let (r, o) = m.multipliedReportingOverflow(by: 1_000_000)
+    return o ? UInt64.max / 2 : r
 }

@@ -44,7 +44,7 @@ final class RpcConnection: @unchecked Sendable {
             waiters[frame.reqId] = w
         }
         do {
-            try writeLock.withLock { try socket.writeFrame(frame) }
+            try writeLock.withLock { try socket.writeFrame(frame, deadlineNs: deadlineNs) }
         } catch let e as CurvineError {
             fail(e)
             throw e
@@ -94,7 +94,7 @@ final class RpcConnection: @unchecked Sendable {
                 fail(e)
                 return
             } catch {
-                fail(.protocolViolation("bad frame from \(peer): \(error)"))
+                fail(.transport("bad frame from \(peer): \(error)"))
                 return
             }
             guard let f = frame else {

@@ -150,17 +150,35 @@ public final class TCPSocket: @unchecked Sendable {
         return true
     }
 
-    /// Writes all iovecs (gathered write), retrying partial writes.
-    public func writeAll(_ parts: [UnsafeRawBufferPointer]) throws {
+    /// Writes all iovecs (gathered write), retrying partial writes. With a deadline
+    /// (`deadlineNs` != 0) a peer that stops reading (hung, half-open, full window)
+    /// fails the write with a timeout instead of blocking forever. MSG_NOSIGNAL: a
+    /// closed peer is an EPIPE error, never a SIGPIPE that kills the process.
+    public func writeAll(_ parts: [UnsafeRawBufferPointer], deadlineNs: UInt64 = 0) throws {
         var iov = parts.filter { $0.count > 0 }.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
         var idx = 0
+        let flags = Int32(MSG_NOSIGNAL) | (deadlineNs != 0 ? Int32(MSG_DONTWAIT) : 0)
         while idx < iov.count {
-            let n = iov.withUnsafeMutableBufferPointer { b in
-                Glibc.writev(fd, b.baseAddress! + idx, Int32(b.count - idx))
+            let n = iov.withUnsafeMutableBufferPointer { b -> Int in
+                var msg = msghdr()
+                msg.msg_iov = b.baseAddress! + idx
+                msg.msg_iovlen = b.count - idx
+                return Glibc.sendmsg(fd, &msg, flags)
             }
             if n < 0 {
                 let e = errno
-                if e == EINTR || e == EAGAIN { continue }
+                if e == EINTR { continue }
+                if e == EAGAIN || e == EWOULDBLOCK {
+                    guard deadlineNs != 0 else { continue }
+                    let now = monotonicNs()
+                    if now >= deadlineNs { throw CurvineError.timeout("\(peer) did not take our request before the deadline (peer not reading)") }
+                    var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                    let ms = Int((deadlineNs - now + 999_999) / 1_000_000)
+                    if pollRetrying(&pfd, timeoutMs: ms) == 0 {
+                        throw CurvineError.timeout("\(peer) did not take our request before the deadline (peer not reading)")
+                    }
+                    continue
+                }
                 throw CurvineError.transport("write to \(peer) failed: \(String(cString: strerror(e)))")
             }
             var left = n
@@ -194,7 +212,7 @@ public extension TCPSocket {
             }
             if !ok { return nil }
             let p = try withUnsafeBytes(of: &prefix) { raw in
-                try FrameCodec.parsePrefix(UnsafeRawBufferPointer(rebasing: raw[0..<framePrefixSize]))
+                try parseFramePrefix(UnsafeRawBufferPointer(rebasing: raw[0..<framePrefixSize]))
             }
             var header = [UInt8](repeating: 0, count: p.headerLength)
             var data = [UInt8](repeating: 0, count: p.dataLength)
@@ -210,25 +228,40 @@ public extension TCPSocket {
         }
     }
 
-    func writeFrame(_ f: Frame) throws {
-        try writeFrame(code: f.code, status: f.status, reqId: f.reqId, seqId: f.seqId, header: f.header, data: f.data)
+    /// The prefix of a frame from this peer. A malformed one (impossible lengths: a
+    /// corrupted or desynchronised stream) is a transport error: the connection is
+    /// unusable and is dropped; the request may be retried on a fresh one.
+    func parseFramePrefix(_ p: UnsafeRawBufferPointer) throws -> FramePrefix {
+        do {
+            return try FrameCodec.parsePrefix(p)
+        } catch let e as FrameError {
+            throw CurvineError.transport("malformed frame from \(peer): \(e)")
+        }
+    }
+
+    func writeFrame(_ f: Frame, deadlineNs: UInt64 = 0) throws {
+        try writeFrame(code: f.code, status: f.status, reqId: f.reqId, seqId: f.seqId, header: f.header, data: f.data,
+                       deadlineNs: deadlineNs)
     }
 
     func writeFrame(code: Int8, status: UInt8, reqId: Int64, seqId: Int32, header: [UInt8],
-                    data: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) throws {
+                    data: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
+                    deadlineNs: UInt64 = 0) throws {
         var prefix = (UInt64(0), UInt64(0), UInt32(0), UInt16(0))
         try withUnsafeMutableBytes(of: &prefix) { raw in
             FrameCodec.writePrefix(into: raw, code: code, status: status, reqId: reqId, seqId: seqId,
                                    headerLength: header.count, dataLength: data.count)
             try header.withUnsafeBytes { h in
-                try writeAll([UnsafeRawBufferPointer(rebasing: raw[0..<framePrefixSize]), h, data])
+                try writeAll([UnsafeRawBufferPointer(rebasing: raw[0..<framePrefixSize]), h, data], deadlineNs: deadlineNs)
             }
         }
     }
 
-    func writeFrame(code: Int8, status: UInt8, reqId: Int64, seqId: Int32, header: [UInt8], data: [UInt8]) throws {
+    func writeFrame(code: Int8, status: UInt8, reqId: Int64, seqId: Int32, header: [UInt8], data: [UInt8],
+                    deadlineNs: UInt64 = 0) throws {
         try data.withUnsafeBytes { d in
-            try writeFrame(code: code, status: status, reqId: reqId, seqId: seqId, header: header, data: d)
+            try writeFrame(code: code, status: status, reqId: reqId, seqId: seqId, header: header, data: d,
+                           deadlineNs: deadlineNs)
         }
     }
 }

@@ -75,9 +75,10 @@ struct StreamChannel {
     mutating func exchange(_ req: RequestStatus, header: [UInt8], data: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) throws -> Frame {
         let mySeq = seq
         seq += 1
+        let deadline = monotonicNs() &+ msToNs(timeoutMs)
         try socket.writeFrame(code: code.rawValue, status: statusByte(req, .undefined), reqId: reqId, seqId: mySeq,
-                              header: header, data: data)
-        guard let f = try socket.readFrame(deadlineNs: monotonicNs() + UInt64(timeoutMs) * 1_000_000) else {
+                              header: header, data: data, deadlineNs: deadline)
+        guard let f = try socket.readFrame(deadlineNs: deadline) else {
             throw CurvineError.transport("worker \(socket.peer) closed the stream")
         }
         try check(f, seq: mySeq)
@@ -88,15 +89,15 @@ struct StreamChannel {
     mutating func runningRead(header: [UInt8], into: UnsafeMutableRawBufferPointer, spill: inout [UInt8]) throws -> (direct: Int, spilled: Int) {
         let mySeq = seq
         seq += 1
+        let deadline = monotonicNs() &+ msToNs(timeoutMs)
         try socket.writeFrame(code: code.rawValue, status: statusByte(.running, .undefined), reqId: reqId, seqId: mySeq,
-                              header: header)
-        let deadline = monotonicNs() + UInt64(timeoutMs) * 1_000_000
+                              header: header, deadlineNs: deadline)
         var raw = (UInt64(0), UInt64(0), UInt32(0), UInt16(0))
         let p = try withUnsafeMutableBytes(of: &raw) { b -> FramePrefix in
             guard try socket.readExact(b.baseAddress!, framePrefixSize, deadlineNs: deadline) else {
                 throw CurvineError.transport("worker \(socket.peer) closed the stream")
             }
-            return try FrameCodec.parsePrefix(UnsafeRawBufferPointer(rebasing: b[0..<framePrefixSize]))
+            return try socket.parseFramePrefix(UnsafeRawBufferPointer(rebasing: b[0..<framePrefixSize]))
         }
         var hdr = [UInt8]()
         if p.headerLength > 0 {
@@ -135,6 +136,12 @@ struct StreamChannel {
 
 // MARK: - Read
 
+/// A block read stream. It fails over: when the stream breaks mid-read (worker killed
+/// or restarted, connection dropped, reply timed out or malformed), the read is retried
+/// from its start on the next replica, each replica at most once per read. The worker
+/// that just failed is retried last, and only after a transport error (a restarted
+/// worker or a stale pooled connection), never after a timeout (a hung worker would
+/// just time out again). Worst case for one read: (replicas) × (connect + data timeout).
 final class RemoteBlockReader: BlockReader {
     let block: LocatedBlock
     let length: Int64
@@ -142,23 +149,45 @@ final class RemoteBlockReader: BlockReader {
     private(set) var localPath: String?
     private var channel: StreamChannel?
     private let pool: WorkerConnectionPool
+    private let settings: StreamSettings
+    /// Replicas in preference order; `current` is the one the stream is open on.
+    private let workers: [WorkerAddress]
+    private var current = 0
     private var pos: Int64
     /// Bytes of a chunk that did not fit the caller's buffer, starting at `spillOffset`.
     private var spill: [UInt8] = []
     private var spillOffset: Int64 = 0
     private var closed = false
 
-    init(block: LocatedBlock, worker: WorkerAddress, offset: Int64, settings: StreamSettings, pool: WorkerConnectionPool) throws {
+    /// Opens a stream on the first replica of `workers` that accepts it.
+    init(block: LocatedBlock, workers: [WorkerAddress], offset: Int64, settings: StreamSettings, pool: WorkerConnectionPool) throws {
         self.block = block
         self.length = block.length
         self.pool = pool
+        self.settings = settings
+        self.workers = workers
         self.pos = offset
+        var lastError: Error = CurvineError.local(EIO, "block \(block.id) has no replica")
+        for i in workers.indices {
+            do {
+                try openStream(i, offset: offset)
+                return
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError
+    }
+
+    private func openStream(_ i: Int, offset: Int64) throws {
+        let worker = workers[i]
         let hp = HostPort(host: worker.ipAddr, port: UInt16(truncatingIfNeeded: worker.rpcPort))
         let wantLocal = settings.shortCircuit && !block.hasSpdk && worker.hostname == settings.localHostname
         // read_ahead_len 4 MiB: the worker-side OS read-ahead hint, upstream's default.
         let req = Requests.blockReadOpen(id: block.id, off: offset, len: block.length,
                                          chunkSize: Int32(settings.readChunkSize), shortCircuit: wantLocal,
                                          readAheadLen: 4 * 1024 * 1024)
+        let settings = self.settings
         let (ch, resp) = try pool.openStream(hp) { sock -> (StreamChannel, Proto_BlockReadResponse) in
             var ch = StreamChannel(socket: sock, code: .readBlock, reqId: MasterClient.newRequestId(), timeoutMs: settings.dataTimeoutMs)
             let reply = try ch.exchange(.open, header: Wire.encode(req))
@@ -172,6 +201,9 @@ final class RemoteBlockReader: BlockReader {
             }
         }
         channel = ch
+        current = i
+        pos = offset
+        spill.removeAll()
     }
 
     func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
@@ -195,6 +227,41 @@ final class RemoteBlockReader: BlockReader {
             }
             return got
         }
+        guard !closed else { throw CurvineError.local(EBADF, "block reader is closed") }
+        var tried: Set<Int> = []
+        var retriedSame = false
+        while true {
+            do {
+                return try readRemote(at: offset, want: want, into: buffer)
+            } catch let e as CurvineError where e.source != .local {
+                // The stream is broken: drop it and reopen at `offset` on another replica.
+                let failed = current
+                tried.insert(failed)
+                channel?.socket.close()
+                channel = nil
+                spill.removeAll()
+                var order = workers.indices.filter { !tried.contains($0) }
+                if e.source == .transport && !retriedSame { order.append(failed) }
+                var lastError: Error = e
+                var reopened = false
+                for i in order {
+                    if i == failed { retriedSame = true } else { tried.insert(i) }
+                    do {
+                        try openStream(i, offset: offset)
+                        reopened = true
+                        break
+                    } catch {
+                        lastError = error
+                    }
+                }
+                guard reopened else { throw lastError }
+                // A local replica answers from its block file.
+                if localFileDescriptor != nil { return try read(at: offset, into: buffer) }
+            }
+        }
+    }
+
+    private func readRemote(at offset: Int64, want: Int, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         var got = 0
         // Serve from the spill of the previous chunk first.
         if !spill.isEmpty, offset >= spillOffset, offset < spillOffset + Int64(spill.count) {
@@ -208,7 +275,7 @@ final class RemoteBlockReader: BlockReader {
         } else {
             spill.removeAll(keepingCapacity: true)
         }
-        guard var ch = channel else { throw CurvineError.local(EBADF, "block reader is closed") }
+        guard var ch = channel else { throw CurvineError.transport("block \(block.id): no open stream") }
         defer { channel = ch }
         let cur = offset + Int64(got)
         var header: [UInt8] = []
@@ -331,7 +398,7 @@ final class RemoteBlockWriter: BlockWriter {
         guard offset >= 0, offset + Int64(bytes.count) <= capacity else {
             throw CurvineError.local(EFBIG, "write of \(bytes.count) bytes at \(offset) does not fit block capacity \(capacity)")
         }
-        for i in channels.indices {
+        try eachReplica { i in
             if let fd = channels[i].2 {
                 var done = 0
                 while done < bytes.count {
@@ -342,7 +409,7 @@ final class RemoteBlockWriter: BlockWriter {
                     }
                     done += n
                 }
-                continue
+                return
             }
             var seekHeader: [UInt8] = []
             if offset != pos {
@@ -365,13 +432,40 @@ final class RemoteBlockWriter: BlockWriter {
     }
 
     func flush() throws {
-        for i in channels.indices {
-            if let fd = channels[i].2 { _ = fdatasync(fd); continue }
+        try eachReplica { i in
+            if let fd = channels[i].2 {
+                if fdatasync(fd) != 0 {
+                    throw CurvineError.local(EIO, "fdatasync of local block file failed: \(String(cString: strerror(errno)))")
+                }
+                return
+            }
             var h = Proto_DataHeaderProto()
             h.offset = pos
             h.flush = true
             h.isLast = false
             _ = try channels[i].0.exchange(.running, header: Wire.encode(h))
+        }
+    }
+
+    /// Runs `body` for every replica stream. A replica that fails is dropped (its stream
+    /// closed, it is left out of the commit) as long as another replica took the same
+    /// bytes: a worker killed mid-write costs a replica, not the write. When every
+    /// replica failed, the first error is thrown.
+    private func eachReplica(_ body: (Int) throws -> Void) throws {
+        var failed: [Int] = []
+        var firstError: Error?
+        for i in channels.indices {
+            do { try body(i) } catch {
+                failed.append(i)
+                if firstError == nil { firstError = error }
+            }
+        }
+        guard let e = firstError else { return }
+        if failed.count == channels.count { throw e }
+        for i in failed.reversed() {
+            if let fd = channels[i].2 { Glibc.close(fd) }
+            channels[i].0.socket.close()
+            channels.remove(at: i)
         }
     }
 

@@ -12,6 +12,8 @@ final class CoreEnv: @unchecked Sendable {
     let ids: IdentityMap
     private let statsLock = Lock()
     private var _stats = CoreStats()
+    /// Metadata-cache hit/miss counters (atomics; CacheStats.swift).
+    let cacheStats = CacheStats()
     /// Read-only zeros for holes (one prefetch unit; longer holes reuse it piecewise).
     let zeros: UnsafeMutableRawBufferPointer
 

@@ -27,21 +27,30 @@ final class DirHandle {
 
     init(ino: UInt64) { self.ino = ino }
 
-    /// Starts over from the first child.
-    func restart() {
-        page = []
+    /// Starts over from the first child (fetches the first page).
+    func restart(client: CurvineFileSystem, path: String, limit: Int) throws {
+        let (raw, filtered) = try fetch(client: client, path: path, after: nil, limit: limit)
         pageStart = 0
-        lastRawName = nil
-        exhausted = false
+        apply(raw, filtered, limit: limit)
         started = true
     }
 
-    /// Fetches the page after the current one (the caller has advanced `pageStart`).
-    func fetchNext(client: CurvineFileSystem, path: String, limit: Int) throws {
-        let lim = max(1, limit)
-        let raw = try fsTry { try client.listPage(path, startAfter: lastRawName, limit: lim) }
-        exhausted = raw.count < lim
+    /// Moves to the page after the current one. On failure nothing changes, so the same
+    /// offset can be retried.
+    func advance(client: CurvineFileSystem, path: String, limit: Int) throws {
+        let (raw, filtered) = try fetch(client: client, path: path, after: lastRawName, limit: limit)
+        pageStart += page.count
+        apply(raw, filtered, limit: limit)
+    }
+
+    private func fetch(client: CurvineFileSystem, path: String, after: String?, limit: Int) throws -> ([FileStatus], [FileStatus]) {
+        let raw = try fsTry { try client.listPage(path, startAfter: after, limit: max(1, limit)) }
+        return (raw, raw.filter { !$0.name.hasPrefix(hiddenNamePrefix) })
+    }
+
+    private func apply(_ raw: [FileStatus], _ filtered: [FileStatus], limit: Int) {
+        exhausted = raw.count < max(1, limit)
         if let last = raw.last { lastRawName = last.name }
-        page = raw.filter { !$0.name.hasPrefix(hiddenNamePrefix) }
+        page = filtered
     }
 }

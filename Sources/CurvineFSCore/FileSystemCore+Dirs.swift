@@ -20,33 +20,46 @@ extension FileSystemCore {
 
     /// Fills `replier` from cookie `offset` until it is full or the directory ends.
     /// readdirplus (`plus`) returns entries and takes one kernel reference per entry the
-    /// replier accepted ("." and ".." excepted).
+    /// replier accepted ("." and ".." excepted). A page that fails to load after some
+    /// entries were added ends the call normally (the kernel gets those entries and asks
+    /// again from the next cookie); with nothing added the error is thrown.
     public func readdir(ino: UInt64, fh: UInt64, offset: Int64, plus: Bool, replier: inout some DirectoryReplier) throws {
         guard let d = dirHandle(fh), d.ino == ino else { throw FSError(EBADF, "no open directory handle \(fh)") }
         if offset < 0 { throw FSError(EINVAL, "negative directory offset") }
         let dirMode = UInt32(S_IFDIR) | (0o777 & ~config.umask)
+        var added = 0
         if offset == 0 {
             guard replier.add(name: ".", ino: ino, mode: dirMode, nextOffset: 1, entry: nil) else { return }
+            added += 1
         }
         if offset <= 1 {
             let parentIno = ino == InodeTable.rootIno ? InodeTable.rootIno
                 : table.lock.withLock { table.nodeLocked(ino)?.parent ?? InodeTable.rootIno }
             guard replier.add(name: "..", ino: parentIno, mode: dirMode, nextOffset: 2, entry: nil) else { return }
+            added += 1
         }
         var c = max(0, Int(offset) - 2)
         d.lock.lock()
         defer { d.lock.unlock() }
         let path = try table.path(ino)
-        if !d.started || c < d.pageStart {
-            d.restart()
-            try d.fetchNext(client: client, path: path, limit: config.listLimit)
-            refreshKnown(d.page)
+        do {
+            if !d.started || c < d.pageStart {
+                try d.restart(client: client, path: path, limit: config.listLimit)
+                refreshKnown(d.page)
+            }
+        } catch {
+            if added > 0 { return }
+            throw error
         }
         while true {
             while c >= d.pageStart + d.page.count {
                 if d.exhausted { return }
-                d.pageStart += d.page.count
-                try d.fetchNext(client: client, path: path, limit: config.listLimit)
+                do {
+                    try d.advance(client: client, path: path, limit: config.listLimit)
+                } catch {
+                    if added > 0 { return }
+                    throw error
+                }
                 refreshKnown(d.page)
             }
             let s = d.page[c - d.pageStart]
@@ -68,6 +81,7 @@ extension FileSystemCore {
                 if !replier.add(name: s.name, ino: cino, mode: mode, nextOffset: next, entry: nil) { return }
             }
             c += 1
+            added += 1
         }
     }
 

@@ -59,7 +59,15 @@ extension FileSystemCore {
         if readable { mask |= accessR }
         if writable || trunc { mask |= accessW }
         try require(mask, s, ctx, "open \(path)")
-        let h = try attachHandle(ino: ino, status: s, readable: readable, writable: writable)
+        let pt = try admitPassthrough(ino: ino, path: path, status: s, writes: writable || trunc)
+        let h: FileHandle
+        do {
+            h = try attachHandle(ino: ino, status: s, readable: readable, writable: writable)
+        } catch {
+            undoPassthrough(pt)
+            throw error
+        }
+        bindPassthrough(pt, fh: h.fh)
         if trunc && (s.length > 0 || h.open.writer?.length ?? 0 > 0) {
             do {
                 try resizeFile(ino: ino, path: path, open: h.open, to: 0, truncate: true)
@@ -69,7 +77,7 @@ extension FileSystemCore {
             }
             h.keepCache = false
         }
-        return opened(h)
+        return passthroughOpened(opened(h), pt)
     }
 
     public func create(parent: UInt64, name: String, mode: UInt32, flags: Int32, ctx: RequestContext) throws -> (Entry, Opened) {
@@ -154,6 +162,7 @@ extension FileSystemCore {
 
     public func release(ino: UInt64, fh: UInt64) throws {
         guard let h = takeFileHandle(fh) else { throw FSError(EBADF, "no open file handle \(fh)") }
+        releasePassthrough(fh: fh)
         h.reader.close()
         let o = h.open
         var failure: Error?

@@ -101,23 +101,24 @@ extension FileSystemCore {
         if s.kind == .directory { throw FSError(EISDIR, "\(path) is a directory") }
         try checkSticky(dir: ps, child: s, ctx)
         let ino = table.ino(forId: s.id)
-        if try hideIfOpen(parent: parent, parentPath: pp, name: name, ino: ino) { return }
+        if try hideIfOpen(parent: parent, parentPath: pp, name: name, ino: ino) != nil { return }
         try fsTry { try client.delete(path, recursive: false) }
         forgetName(parent, name, ino: ino)
     }
 
     /// An inode with open handles loses its name by a rename to a hidden name in the same
     /// directory; the last release deletes it (its handles keep working meanwhile, and the
-    /// name is free at once for a new file). Returns false when the inode is not open.
-    func hideIfOpen(parent: UInt64, parentPath: String, name: String, ino: UInt64) throws -> Bool {
+    /// name is free at once for a new file). Returns the hidden name, or nil when the
+    /// inode is not open.
+    func hideIfOpen(parent: UInt64, parentPath: String, name: String, ino: UInt64) throws -> String? {
         let open = table.lock.withLock { table.nodeLocked(ino)?.open }
-        guard let o = open else { return false }
+        guard let o = open else { return nil }
         let hidden = nextHiddenName(ino)
         try fsTry {
             try client.rename(table.childPath(parentPath, name), to: table.childPath(parentPath, hidden), flags: .noReplace)
         }
         let stillOpen: Bool = table.lock.withLock {
-            table.renameLocked(parent, name, parent, hidden, now: monotonicNs(), entryExpiresNs: 0)
+            table.renameLocked(parent, name, parent, hidden, now: monotonicNs(), entryExpiresNs: 0, ino: ino)
             table.invalidateStatusLocked(parent)
             let neg = negativeTTL
             if neg > 0 { table.setNegativeLocked(parent, name, expiresNs: expiry(neg)) }
@@ -130,7 +131,18 @@ extension FileSystemCore {
             try fsTry { try client.delete(table.childPath(parentPath, hidden), recursive: false) }
             forgetName(parent, hidden, ino: ino)
         }
-        return true
+        return hidden
+    }
+
+    /// Undoes hideIfOpen after the operation it made room for failed.
+    func unhide(parent: UInt64, parentPath: String, hidden: String, name: String, ino: UInt64) {
+        guard (try? client.rename(table.childPath(parentPath, hidden), to: table.childPath(parentPath, name),
+                                  flags: .noReplace)) != nil else { return }
+        table.lock.withLock {
+            table.renameLocked(parent, hidden, parent, name, now: monotonicNs(), entryExpiresNs: 0, ino: ino)
+            table.clearNegativeLocked(parent, name)
+            if let o = table.nodeLocked(ino)?.open { o.deferredDelete = false }
+        }
     }
 
     /// After a name was removed on the master.
@@ -184,13 +196,15 @@ extension FileSystemCore {
 
         if flags & exchange != 0 {
             guard let d = dstInfo else { throw FSError(ENOENT, "\(newName): no such file or directory") }
+            if d.status.id == ss.id { return }  // one inode under both names: nothing to swap
             if ss.kind == .directory || d.status.kind == .directory {
                 try checkNotAncestor(srcIno, of: newParent)
                 try checkNotAncestor(table.ino(forId: d.status.id), of: parent)
             }
             try fsTry { try client.rename(src, to: dst, flags: .exchange) }
             table.lock.withLock {
-                table.exchangeLocked(parent, name, newParent, newName, entryExpiresNs: expiry(entryTTL))
+                table.exchangeLocked(parent, name, newParent, newName, entryExpiresNs: expiry(entryTTL),
+                                     ino1: srcIno, ino2: table.inoLocked(forId: d.status.id))
                 table.invalidateStatusLocked(parent)
                 table.invalidateStatusLocked(newParent)
             }
@@ -208,27 +222,36 @@ extension FileSystemCore {
             if newParent != parent { try require(accessW, ss, ctx, "move directory \(src)") }
         }
         var replacedIno: UInt64?
+        var hidden: (name: String, ino: UInt64)?
         if let d = dstInfo {
             let dIno = table.ino(forId: d.status.id)
             replacedIno = dIno
             // An open destination keeps its data for its handles: hide it first.
-            if d.status.kind != .directory, try hideIfOpen(parent: newParent, parentPath: np, name: newName, ino: dIno) {
+            if d.status.kind != .directory,
+               let h = try hideIfOpen(parent: newParent, parentPath: np, name: newName, ino: dIno) {
                 replacedIno = nil
+                hidden = (h, dIno)
             }
         }
         do {
-            try fsTry { try client.rename(src, to: dst, flags: flags & noReplace != 0 ? .noReplace : []) }
-        } catch let e as FSError where e.errno == EEXIST && flags & noReplace == 0 && dstInfo != nil {
-            // A master that refuses to replace: remove the destination, then move.
-            try fsTry { try client.delete(dst, recursive: false) }
-            try fsTry { try client.rename(src, to: dst, flags: []) }
+            do {
+                try fsTry { try client.rename(src, to: dst, flags: flags & noReplace != 0 ? .noReplace : []) }
+            } catch let e as FSError where e.errno == EEXIST && flags & noReplace == 0 && dstInfo != nil && hidden == nil {
+                // A master that refuses to replace: remove the destination, then move.
+                try fsTry { try client.delete(dst, recursive: false) }
+                try fsTry { try client.rename(src, to: dst, flags: []) }
+            }
+        } catch {
+            if let h = hidden { unhide(parent: newParent, parentPath: np, hidden: h.name, name: newName, ino: h.ino) }
+            throw error
         }
         table.lock.withLock {
             if let r = replacedIno, let n = table.nodeLocked(r) {
                 table.unlinkNameLocked(n, parent: newParent, name: newName)
                 n.statusExpiresNs = 0
             }
-            table.renameLocked(parent, name, newParent, newName, now: monotonicNs(), entryExpiresNs: expiry(entryTTL))
+            table.renameLocked(parent, name, newParent, newName, now: monotonicNs(), entryExpiresNs: expiry(entryTTL),
+                               ino: srcIno)
             table.invalidateStatusLocked(parent)
             table.invalidateStatusLocked(newParent)
             let neg = negativeTTL

@@ -47,6 +47,8 @@ public final class FileSystemCore: @unchecked Sendable {
     private var hiddenCounter: UInt64 = 0
     private var statfsCache: (StatFS, UInt64)?
     private var isShutDown = false
+    /// Kernel passthrough bookkeeping (FileSystemCore+Passthrough.swift).
+    let passthroughState = PassthroughState()
 
     /// Resolves `config.fsPath` (creating it, with parents, when missing, as upstream).
     public init(client: CurvineFileSystem, config: CoreConfig) throws {
@@ -186,7 +188,8 @@ public final class FileSystemCore: @unchecked Sendable {
     /// A path that now names another inode (replaced by another client) is ESTALE.
     func statusOf(_ ino: UInt64, fresh: Bool = false) throws -> (path: String, status: FileStatus, open: OpenFile?) {
         let (path, cached, open) = try table.pathAndStatus(ino, now: monotonicNs())
-        if !fresh, let s = cached { return (path, s, open) }
+        if !fresh, let s = cached { env.cacheStats.attrHit.add(); return (path, s, open) }
+        if !fresh { env.cacheStats.attrMiss.add() }
         let s = try fsTry { try client.fileStatus(path) }
         try table.lock.withLock {
             if ino != InodeTable.rootIno && table.inoLocked(forId: s.id) != ino {
@@ -206,7 +209,8 @@ public final class FileSystemCore: @unchecked Sendable {
             if n.statusExpiresNs > now, let s = n.status { return (s, n.open) }
             return nil
         }
-        if let h = hit { return h }
+        if let h = hit { env.cacheStats.attrHit.add(); return h }
+        env.cacheStats.attrMiss.add()
         let (_, s, o) = try statusOf(ino, fresh: true)
         return (s, o)
     }
@@ -266,10 +270,13 @@ public final class FileSystemCore: @unchecked Sendable {
         }
         switch c {
         case .hit(let ino, let s, let o):
+            env.cacheStats.lookupHit.add()
             return entry(s, ino: ino, open: o)
         case .negative:
+            env.cacheStats.lookupNegative.add()
             return try negativeEntryOrThrow(name)
         case .miss(let path):
+            env.cacheStats.lookupMiss.add()
             let s: FileStatus
             do {
                 s = try client.fileStatus(path)
@@ -399,6 +406,7 @@ public final class FileSystemCore: @unchecked Sendable {
 
     /// truncate/ftruncate/fallocate: through the inode's writer when it has one.
     func resizeFile(ino: UInt64, path: String, open: OpenFile?, to size: Int64, truncate: Bool) throws {
+        try checkResizeAllowedUnderPassthrough(ino: ino, path: path)
         if let w = open?.writer {
             try w.resize(to: size, truncate: truncate)
         } else {

@@ -432,6 +432,8 @@ final class FileWriter: @unchecked Sendable {
             return try streamFor(session!, block: b, at: inner)
         }
         try ensureBlocks(s, through: b)
+        // ensureBlocks may have replaced the session (a trailing hole rebuilt): use the current one.
+        let s = session!
         let blk = s.blocks[b]
         let startAt = blk.preexisting ? min(inner, blk.length) : inner
         let w = try fsTry { try env.client.openBlockWriter(blk.located, offset: startAt, capacity: s.blockSize) }
@@ -458,9 +460,15 @@ final class FileWriter: @unchecked Sendable {
     /// (sparse where nothing was written).
     private func ensureBlocks(_ s: Session, through b: Int) throws {
         while s.blocks.count <= b {
+            // A trailing hole (from resize/fallocate) is rebuilt before anything is
+            // appended, full-length ones included: a hole followed by data could never
+            // be written again (rebuildHoles refuses it).
+            if let li = s.blocks.indices.last, s.blocks[li].isHole {
+                try rebuildHoles(s)
+                return try ensureBlocks(session!, through: b)
+            }
             if let li = s.blocks.indices.last, s.blocks[li].length < s.blockSize {
                 let last = s.blocks[li]
-                if last.isHole { try rebuildHoles(s); return try ensureBlocks(session!, through: b) }
                 let startAt = last.length
                 let w = try fsTry { try env.client.openBlockWriter(last.located, offset: startAt, capacity: s.blockSize) }
                 s.cur = (li, w, last.length)

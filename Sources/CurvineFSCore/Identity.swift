@@ -167,7 +167,9 @@ func permits(_ mask: Int32, mode: UInt32, uid: UInt32, gid: UInt32, isDirectory:
     let bits: UInt32
     if ctx.uid == uid {
         bits = (mode >> 6) & 7
-    } else if ids.inGroup(ctx, gid) {
+    } else if (mode >> 3) & 7 != mode & 7 && ids.inGroup(ctx, gid) {
+        // (Group membership only matters when group and other bits differ: this skips
+        // reading /proc/<pid>/status for the common 0644/0755 modes.)
         bits = (mode >> 3) & 7
     } else {
         bits = mode & 7

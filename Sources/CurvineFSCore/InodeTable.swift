@@ -6,8 +6,9 @@
 //   1. InodeTable.lock           nodes, dentries, caches, ino mapping, OpenFile.handles
 //   2. FileWriter.cond           one per inode open for writing: buffers, length, io token
 //   3. FileReader.cond           one per open file handle: prefetch units, stream cache
-//   4. leaf locks                FileSystemCore.handleLock, BufferPool, IOThreadPool,
-//                                IdentityMap, CoreStats — taken last and alone
+//   4. leaf locks                FileSystemCore.handleLock, OpenFile.lock (writer pointer,
+//                                data version), BufferPool, IOThreadPool, IdentityMap,
+//                                CoreEnv stats — taken last, nothing taken under them
 //   DirHandle.lock is taken with nothing else held and is the one lock held across a
 //   network call (ListOptions): it serialises the pages of one directory stream, which
 //   the kernel serialises anyway; no other thread ever waits on it.
@@ -328,53 +329,65 @@ final class InodeTable: @unchecked Sendable {
     }
 
     /// Moves the dentry (parent, name) -> (newParent, newName) after a successful rename.
-    /// Whatever the destination named before is unlinked.
+    /// Whatever the destination named before is unlinked. `ino` is the inode the caller
+    /// knows was moved (from the master's status): it is retargeted even when the dentry
+    /// cache no longer points at it (a concurrent negative lookup may have dropped it),
+    /// so the node's path follows the rename.
     func renameLocked(_ parent: UInt64, _ name: String, _ newParent: UInt64, _ newName: String, now: UInt64,
-                      entryExpiresNs: UInt64) {
+                      entryExpiresNs: UInt64, ino: UInt64? = nil) {
         let key = NameKey(name), newKey = NameKey(newName)
-        let moving = nodes[parent]?.children[key].flatMap { nodes[$0.ino] }
+        let moving = ino.flatMap { nodes[$0] } ?? nodes[parent]?.children[key].flatMap { nodes[$0.ino] }
         if let dst = nodes[newParent]?.children[newKey], dst.ino != moving?.ino, let dn = nodes[dst.ino] {
             unlinkNameLocked(dn, parent: newParent, name: newName)
         }
         nodes[newParent]?.children.removeValue(forKey: newKey)
         nodes[newParent]?.negatives.removeValue(forKey: newKey)
         nodes[parent]?.children.removeValue(forKey: key)
-        guard let n = moving else { return }
-        if n.parent == parent && NameKey(n.name) == key {
-            moveRefLocked(from: parent, to: newParent)
-            n.parent = newParent
-            n.name = newName
-        } else if let i = n.aliases.firstIndex(where: { $0.parent == parent && NameKey($0.name) == key }) {
-            n.aliases[i] = (newParent, newName)
-            moveRefLocked(from: parent, to: newParent)
-        }
+        guard let n = moving, n.ino != Self.rootIno else { return }
+        retargetLocked(n, from: parent, key, to: newParent, newName)
         nodes[newParent]?.children[newKey] = ChildRef(ino: n.ino, expiresNs: entryExpiresNs)
         n.statusExpiresNs = 0  // ctime changed
     }
 
-    /// RENAME_EXCHANGE: swaps the two dentries.
-    func exchangeLocked(_ p1: UInt64, _ n1: String, _ p2: UInt64, _ n2: String, entryExpiresNs: UInt64) {
+    /// Renames the name (from, fromKey) of `n` to (to, toName). A node whose recorded
+    /// names do not include the old one (stale record) takes the new one as primary: it
+    /// is a valid path of the inode, which is all a path is used for.
+    private func retargetLocked(_ n: Node, from: UInt64, _ fromKey: NameKey, to: UInt64, _ toName: String) {
+        if let i = n.aliases.firstIndex(where: { $0.parent == from && NameKey($0.name) == fromKey }),
+           !(n.parent == from && NameKey(n.name) == fromKey) {
+            n.aliases[i] = (to, toName)
+            moveRefLocked(from: from, to: to)
+            return
+        }
+        let old = n.parent
+        n.parent = to
+        n.name = toName
+        moveRefLocked(from: old, to: to)
+    }
+
+    /// RENAME_EXCHANGE: swaps the two dentries (`ino1`/`ino2`: the inodes the master had
+    /// under them, retargeted even when the dentry cache lost track of them).
+    func exchangeLocked(_ p1: UInt64, _ n1: String, _ p2: UInt64, _ n2: String, entryExpiresNs: UInt64,
+                        ino1: UInt64? = nil, ino2: UInt64? = nil) {
         let k1 = NameKey(n1), k2 = NameKey(n2)
-        let a = nodes[p1]?.children[k1].flatMap { nodes[$0.ino] }
-        let b = nodes[p2]?.children[k2].flatMap { nodes[$0.ino] }
+        let a = ino1.flatMap { nodes[$0] } ?? nodes[p1]?.children[k1].flatMap { nodes[$0.ino] }
+        let b = ino2.flatMap { nodes[$0] } ?? nodes[p2]?.children[k2].flatMap { nodes[$0.ino] }
         nodes[p1]?.children.removeValue(forKey: k1)
         nodes[p2]?.children.removeValue(forKey: k2)
-        func retarget(_ n: Node?, fromP: UInt64, fromK: NameKey, toP: UInt64, toName: String) {
-            guard let n else { return }
-            if n.parent == fromP && NameKey(n.name) == fromK {
-                moveRefLocked(from: fromP, to: toP)
-                n.parent = toP
-                n.name = toName
-            } else if let i = n.aliases.firstIndex(where: { $0.parent == fromP && NameKey($0.name) == fromK }) {
-                n.aliases[i] = (toP, toName)
-                moveRefLocked(from: fromP, to: toP)
-            }
-            nodes[toP]?.children[NameKey(toName)] = ChildRef(ino: n.ino, expiresNs: entryExpiresNs)
+        // Pin both parents so neither goes away between the two moves.
+        nodes[p1]?.childRefs += 1
+        nodes[p2]?.childRefs += 1
+        for (n, fp, fk, tp, tn) in [(a, p1, k1, p2, n2), (b, p2, k2, p1, n1)] {
+            guard let n, n.ino != Self.rootIno else { continue }
+            retargetLocked(n, from: fp, fk, to: tp, tn)
+            nodes[tp]?.children[NameKey(tn)] = ChildRef(ino: n.ino, expiresNs: entryExpiresNs)
             n.statusExpiresNs = 0
         }
-        // Take both refs before dropping any, so neither parent is removed mid-swap.
-        retarget(a, fromP: p1, fromK: k1, toP: p2, toName: n2)
-        retarget(b, fromP: p2, fromK: k2, toP: p1, toName: n1)
+        for p in [p1, p2] {
+            guard let pn = nodes[p] else { continue }
+            pn.childRefs -= 1
+            maybeRemoveLocked(pn)
+        }
     }
 
     // MARK: reference counts

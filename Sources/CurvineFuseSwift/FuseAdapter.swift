@@ -49,6 +49,7 @@ enum FuseAdapter {
         default: e = EIO
         }
         if e == EIO || e == ETIMEDOUT || e == EPROTO { Log.warn("\(op): \(error)") } else { Log.debug("\(op): \(error)") }
+        Metrics.noteError(e)
         fuse_reply_err(req, e)
     }
 
@@ -94,6 +95,35 @@ enum FuseAdapter {
 
     static func name(_ p: UnsafePointer<CChar>?) -> String { String(cString: p!) }
 
+    /// Sends an OPEN/CREATE reply (`send`) for handle `fh`. A handle the core admitted for
+    /// kernel passthrough first has its reply marked with the backing id (the shim's
+    /// writev hook adds FOPEN_PASSTHROUGH and the id). When the reply finds no request
+    /// (ENOENT: the open was interrupted), the kernel never learned of the handle and
+    /// will send no RELEASE, so it is released here (and the create's lookup forgotten).
+    static func replyOpened(_ req: fuse_req_t?, _ core: FileSystemCore, ino: UInt64, fh: UInt64, created: Bool,
+                            send: () -> Int32) {
+        let backingId = core.passthroughBackingId(fh: fh)
+        if backingId > 0 {
+            let rc = cvfuse_open_passthrough(req, backingId)
+            if rc != 0 {
+                // Cannot happen on our loop (the op runs on the receiving worker); a normal
+                // reply would mix modes on the inode, so fail this open instead.
+                try? core.release(ino: ino, fh: fh)
+                if created { core.forget(ino: ino, nlookup: 1) }
+                replyError(req, FSError(EIO, "open of inode \(ino): cannot mark the reply for passthrough (\(errnoName(-rc)))"),
+                           "open")
+                return
+            }
+        }
+        if Log.debugEnabled {
+            Log.debug("\(created ? "CREATE" : "OPEN") ino=\(ino) fh=\(fh): \(core.passthroughDecision(fh: fh) ?? "normal reads")")
+        }
+        if send() == -ENOENT {
+            try? core.release(ino: ino, fh: fh)
+            if created { core.forget(ino: ino, nlookup: 1) }
+        }
+    }
+
     /// Read replies go straight to the shim (splice when negotiated). `replied` guards
     /// against a second reply if the core throws after replying.
     struct Replier: ReadReplier {
@@ -101,10 +131,12 @@ enum FuseAdapter {
         let replied: UnsafeMutablePointer<Bool>
         func replyBytes(_ bytes: UnsafeRawBufferPointer) {
             replied.pointee = true
+            Metrics.addReadBytes(bytes.count)
             _ = cvfuse_reply_data_mem(req, bytes.baseAddress, bytes.count)
         }
         func replyFile(fd: Int32, offset: Int64, count: Int) {
             replied.pointee = true
+            Metrics.addReadBytes(count)
             _ = cvfuse_reply_data_fd(req, fd, off_t(offset), count)
         }
     }
@@ -239,21 +271,25 @@ enum FuseAdapter {
         }
         ops.open = { req, ino, fi in
             do {
-                let o = try FuseAdapter.ctx(req).core.open(ino: ino, flags: fi!.pointee.flags, ctx: FuseAdapter.requestContext(req))
+                let core = FuseAdapter.ctx(req).core
+                let o = try core.open(ino: ino, flags: fi!.pointee.flags, ctx: FuseAdapter.requestContext(req))
                 FuseAdapter.setOpenFlags(fi, o)
-                fuse_reply_open(req, fi)
+                FuseAdapter.replyOpened(req, core, ino: ino, fh: o.fh, created: false) { fuse_reply_open(req, fi) }
             } catch { FuseAdapter.replyError(req, error, "open") }
         }
         ops.create = { req, parent, name, mode, fi in
             do {
-                let (e, o) = try FuseAdapter.ctx(req).core.create(parent: parent, name: FuseAdapter.name(name), mode: mode,
-                                                      flags: fi!.pointee.flags, ctx: FuseAdapter.requestContext(req))
+                let core = FuseAdapter.ctx(req).core
+                let (e, o) = try core.create(parent: parent, name: FuseAdapter.name(name), mode: mode,
+                                             flags: fi!.pointee.flags, ctx: FuseAdapter.requestContext(req))
                 FuseAdapter.setOpenFlags(fi, o)
                 var p = FuseAdapter.entryParam(e)
-                fuse_reply_create(req, &p, fi)
+                FuseAdapter.replyOpened(req, core, ino: e.ino, fh: o.fh, created: true) { fuse_reply_create(req, &p, fi) }
             } catch { FuseAdapter.replyError(req, error, "create") }
         }
         ops.read = { req, ino, size, off, fi in
+            // One line per READ the daemon serves (tests count them: a passthrough file has none).
+            if Log.debugEnabled { Log.debug("READ ino=\(ino) fh=\(fi!.pointee.fh) off=\(off) size=\(size)") }
             var replied = false
             withUnsafeMutablePointer(to: &replied) { flag in
                 do {

@@ -47,6 +47,9 @@ public struct MountRunner {
         }
         Log.info("masters \(settings.cluster.client.masterAddrs.map(\.description).joined(separator: ",")), fs_path \(f.fsPath), mounts \(mounts.joined(separator: ",")), worker threads \(settings.fuseLoopThreads), io threads \(f.ioThreads)")
 
+        if let why = passthroughPlan().why { Log.info("passthrough: off: \(why)") }
+        let metrics = Metrics(enabled: f.metricsEnabled)
+        if !f.metricsEnabled { Log.info("metrics_enabled=false: per-request metrics are off (/metrics keeps the cache and handle series)") }
         var sessions: [(OpaquePointer, FuseContext, String)] = []
         for m in mounts {
             let core: FileSystemCore
@@ -62,7 +65,7 @@ public struct MountRunner {
             do { opts = try settings.libfuseOptions() } catch { Log.error("\(error)"); return 1 }
             var args = ["curvine-fuse", "-o", opts.joined(separator: ",")]
             if f.debug { args.append("-d") }
-            var ops = FuseAdapter.makeOps()
+            var ops = metrics.instrument(FuseAdapter.makeOps())
             let userdata = Unmanaged.passRetained(ctx).toOpaque()
             let session: OpaquePointer? = withCStrings(args) { argv in
                 cvfuse_new(Int32(args.count), argv, &ops, MemoryLayout<fuse_lowlevel_ops>.size, userdata)
@@ -73,6 +76,7 @@ public struct MountRunner {
                 unmountAll(sessions)
                 return 1
             }
+            if passthroughPlan().useBackend { core.setPassthroughBackend(ShimPassthroughBackend(session: s)) }
             guard cvfuse_mount(s, m) == 0 else {
                 Log.error("mount at \(m) failed (is /dev/fuse available and are we root? is \(m) already a mount?)")
                 cvfuse_unmount_and_destroy(s)
@@ -83,6 +87,11 @@ public struct MountRunner {
             Log.info("mounted \(f.fsPath) at \(m) (fuse.curvinefs, options \(opts.joined(separator: ",")))")
             sessions.append((s, ctx, m))
         }
+
+        // /metrics and /healthz on the web port (a bind failure is a warning: the mount runs on).
+        metrics.setCores(sessions.map(\.1.core))
+        let health = MountHealth(mountPoints: sessions.map(\.2))
+        let web = WebServer.start(port: f.webPort, metrics: { metrics.exposition() }, health: { health.problem() })
 
         let exitSessions = sessions.map(\.0)
         startThread(name: "cv-signals") {
@@ -100,13 +109,16 @@ public struct MountRunner {
         for (s, _, m) in sessions {
             group.enter()
             let sp = s
+            health.sessionStarted()
             startThread(name: "cv-session") {
                 let r = withUnsafePointer(to: &loop) { cvfuse_run(sp, $0) }
+                health.sessionEnded(m)
                 if r != 0 { Log.warn("session at \(m) ended with \(r)"); rc = 1 }
                 group.leave()
             }
         }
         group.wait()
+        web?.stop()
         unmountAll(sessions)
         client.close()
         Log.info("unmounted; bye")
@@ -152,7 +164,8 @@ public struct MountRunner {
             writeback_cache: f.writeBackCache ? 1 : 0,
             posix_locks: 0,                 // locks are kept by the kernel locally until cluster locks land
             flock_locks: 0,
-            time_gran_ns: 1_000_000)        // Curvine stores times in ms
+            time_gran_ns: 1_000_000,        // Curvine stores times in ms
+            passthrough: passthroughPlan().offer ? 1 : 0)
     }
 }
 

@@ -10,9 +10,9 @@
 // * Role: `.active` serves; `.standby` answers every RPC (GetFilesystemInfo included)
 //   with NotLeaderMaster "Not a leader master, code=<Code>, client_ip=<ip>" (§7).
 //   `role` can be switched at any time for failover tests.
-// * Fault hook: called for every request before it runs; it can delay, fail, swallow,
-//   or drop the connection before or after executing (a lost reply), for reliability
-//   tests of the client's retry and failover.
+// * Fault hook: called for every request before it runs; it can delay, fail, swallow
+//   the reply or send it with a wrong length, or drop the connection before or after
+//   executing (a lost reply), for reliability tests of the client's retry and failover.
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -39,6 +39,20 @@ public enum ServerFault: Sendable, Equatable {
     case dropAfterExecute
     /// Execute and send nothing, keep the connection (the client times out).
     case swallowReply
+    /// Execute, then send the reply with its total-length field off by `delta` bytes (a
+    /// malformed frame): longer leaves the peer waiting for bytes that never come,
+    /// shorter makes it read the reply's tail as the start of the next frame.
+    case corruptLength(delta: Int32)
+}
+
+/// Sends `reply` with its big-endian total length (bytes 0..<4) changed by `delta`.
+func writeCorrupted(_ sock: TCPSocket, _ reply: Frame, delta: Int32) throws {
+    var bytes = FrameCodec.encode(reply)
+    let total = (Int32(bytes[0]) << 24) | (Int32(bytes[1]) << 16) | (Int32(bytes[2]) << 8) | Int32(bytes[3])
+    let bad = UInt32(bitPattern: total &+ delta)
+    bytes[0] = UInt8(truncatingIfNeeded: bad >> 24); bytes[1] = UInt8(truncatingIfNeeded: bad >> 16)
+    bytes[2] = UInt8(truncatingIfNeeded: bad >> 8); bytes[3] = UInt8(truncatingIfNeeded: bad)
+    try bytes.withUnsafeBytes { try sock.writeAll([$0]) }
 }
 
 public final class MasterServer: @unchecked Sendable {
@@ -115,7 +129,8 @@ public final class MasterServer: @unchecked Sendable {
                 return  // bad frame, idle timeout or reset: close
             }
             var after = ServerFault.proceed
-            switch lock.withLock({ fault })?(frame) ?? .proceed {
+            let f = lock.withLock({ fault })?(frame) ?? .proceed
+            switch f {
             case .proceed: break
             case .delay(let ms): sleepMs(ms)
             case .fail(let kind, let msg):
@@ -124,10 +139,15 @@ public final class MasterServer: @unchecked Sendable {
             case .dropBeforeExecute: return
             case .dropAfterExecute: after = .dropAfterExecute
             case .swallowReply: after = .swallowReply
+            case .corruptLength: after = f
             }
             let reply = handle(frame, clientIp: sock.peer.host)
             if after == .dropAfterExecute { return }
             if after == .swallowReply { continue }
+            if case .corruptLength(let d) = after {
+                do { try writeCorrupted(sock, reply, delta: d) } catch { return }
+                continue
+            }
             do { try sock.writeFrame(reply) } catch { return }
         }
     }

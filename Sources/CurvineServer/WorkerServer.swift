@@ -88,7 +88,8 @@ public final class WorkerServer: @unchecked Sendable {
                 return
             }
             var after = ServerFault.proceed
-            switch lock.withLock({ fault })?(frame) ?? .proceed {
+            let fault = lock.withLock({ self.fault })?(frame) ?? .proceed
+            switch fault {
             case .proceed: break
             case .delay(let ms): sleepMs(ms)
             case .fail(let kind, let msg):
@@ -97,10 +98,15 @@ public final class WorkerServer: @unchecked Sendable {
             case .dropBeforeExecute: return
             case .dropAfterExecute: after = .dropAfterExecute
             case .swallowReply: after = .swallowReply
+            case .corruptLength: after = fault
             }
             let reply = conn.handle(frame)
             if after == .dropAfterExecute { return }
             if after == .swallowReply { continue }
+            if case .corruptLength(let d) = after {
+                do { try writeCorrupted(sock, reply, delta: d) } catch { return }
+                continue
+            }
             do { try sock.writeFrame(reply) } catch { return }
         }
     }

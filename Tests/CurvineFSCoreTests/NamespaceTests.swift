@@ -387,4 +387,106 @@ final class NamespaceTests: CoreTestCase {
         XCTAssertEqual(try readAll(try core.lookup(parent: 1, name: nfd, ctx: rootCtx).ino), [2, 2])
         XCTAssertEqual(try listNames(1).count, 2)
     }
+
+    func testFailedRenameOverOpenFileRestoresTheDestination() throws {
+        let victim = try writeFile(1, "target", [5, 5])
+        _ = try writeFile(1, "src", [1])
+        let o = try core.open(ino: victim, flags: O_RDONLY, ctx: rootCtx)
+        // The hiding rename goes through; the real one fails.
+        faults.fail("rename", with: .remote(.io, "journal failure"), times: 1, skip: 1)
+        assertErrno(EIO, try core.rename(parent: 1, name: "src", newParent: 1, newName: "target", flags: 0, ctx: rootCtx))
+        try core.release(ino: victim, fh: o.fh)
+        XCTAssertEqual(try fs.listPage("/", startAfter: nil, limit: 10).map(\.name), ["src", "target"])
+        XCTAssertEqual(try readAll(try core.lookup(parent: 1, name: "target", ctx: rootCtx).ino), [5, 5])
+    }
+
+    func testExchangeDirectoriesKeepsChildPaths() throws {
+        let a = try mkdir(1, "a")
+        let b = try mkdir(1, "b")
+        let fa = try writeFile(a.ino, "x", [1])
+        let fb = try writeFile(b.ino, "y", [2])
+        try core.rename(parent: 1, name: "a", newParent: 1, newName: "b", flags: 2, ctx: rootCtx)
+        XCTAssertEqual(try core.lookup(parent: 1, name: "b", ctx: rootCtx).ino, a.ino)
+        XCTAssertEqual(try readAll(fa), [1])
+        XCTAssertEqual(try readAll(fb), [2])
+        XCTAssertEqual(try fs.fileStatus("/b/x").length, 1)
+        XCTAssertEqual(try fs.fileStatus("/a/y").length, 1)
+        // Exchanging a name with itself is a no-op.
+        try core.rename(parent: 1, name: "a", newParent: 1, newName: "a", flags: 2, ctx: rootCtx)
+        try core.rename(parent: 1, name: "a", newParent: 1, newName: "a", flags: 0, ctx: rootCtx)
+    }
+
+    func testMetaCacheServesPastTheAttrTTL() throws {
+        var c = defaultConfig()
+        c.attrTimeout = 0.05
+        c.entryTimeout = 0.05
+        c.enableMetaCache = true
+        c.metaCacheTTL = 30
+        try remount(c)
+        let f = try writeFile(1, "f", [1])
+        _ = try core.lookup(parent: 1, name: "f", ctx: rootCtx)
+        usleep(100_000)
+        faults.resetCounts()
+        let e = try core.lookup(parent: 1, name: "f", ctx: rootCtx)
+        XCTAssertEqual(e.ino, f)
+        XCTAssertEqual(e.entryTimeout, 0.05, "the kernel still gets the configured TTL")
+        _ = try core.getattr(ino: f, fh: nil)
+        XCTAssertEqual(faults.calls("fileStatus"), 0)
+        // Local changes update the cache.
+        _ = try core.setattr(ino: f, changes: SetAttrChanges(mode: 0o600), ctx: rootCtx)
+        XCTAssertEqual(try core.getattr(ino: f, fh: nil).0.mode & 0o777, 0o600)
+    }
+
+    func testReaddirRetriesAfterAPageFailure() throws {
+        var c = defaultConfig()
+        c.listLimit = 7
+        try remount(c)
+        let d = try mkdir(1, "d")
+        for i in 0..<30 { _ = try fs.mkdir(String(format: "/d/e%02d", i), mode: 0o755, owner: "", group: "", createParent: false) }
+        let o = try core.opendir(ino: d.ino, ctx: rootCtx)
+        var names: [String] = []
+        var off: Int64 = 0
+        // Fails the third page (at entry 14) and, the call after, the retry of it.
+        faults.fail("listPage", with: .transport("reset"), times: 2, skip: 2)
+        var failures = 0
+        while true {
+            var r = CollectingDirReplier(capacity: 5)
+            do {
+                try core.readdir(ino: d.ino, fh: o.fh, offset: off, plus: true, replier: &r)
+            } catch {
+                failures += 1
+                XCTAssertEqual(r.entries.count, 0, "an error is thrown only when nothing was added")
+                continue
+            }
+            if r.entries.isEmpty { break }
+            names += r.entries.map(\.name)
+            off = r.entries.last!.nextOffset
+        }
+        core.releasedir(ino: d.ino, fh: o.fh)
+        XCTAssertEqual(failures, 1, "first failure ends a call short, the second is thrown")
+        for i in 0..<30 {
+            let e = try core.lookup(parent: d.ino, name: String(format: "e%02d", i), ctx: rootCtx)
+            XCTAssertEqual(core.lookupCount(ino: e.ino), 2, "one reference from readdirplus, one from this lookup")
+        }
+        XCTAssertEqual(names.filter { $0 != "." && $0 != ".." }, (0..<30).map { String(format: "e%02d", $0) })
+    }
+
+    func testUnlinkOfOpenFileWhoseDentryWentStale() throws {
+        var c = defaultConfig()
+        c.entryTimeout = 0
+        c.attrTimeout = 0
+        try remount(c)
+        let ino = try writeFile(1, "f", [1, 2, 3])
+        let o = try core.open(ino: ino, flags: O_RDONLY, ctx: rootCtx)
+        // Another client renames it; our lookup of the old name drops the cached dentry.
+        try fs.rename("/f", to: "/g", flags: [])
+        assertErrno(ENOENT, try core.lookup(parent: 1, name: "f", ctx: rootCtx))
+        // Unlinking it under its new name still hides exactly this inode...
+        try core.unlink(parent: 1, name: "g", ctx: rootCtx)
+        XCTAssertEqual(try read(ino, o.fh, 0, 10), [1, 2, 3])
+        // ...and the last release deletes the hidden name, nothing else.
+        _ = try writeFile(1, "f", [9])
+        try core.release(ino: ino, fh: o.fh)
+        XCTAssertEqual(try fs.listPage("/", startAfter: nil, limit: 10).map(\.name), ["f"])
+    }
 }

@@ -14,16 +14,16 @@ import CurvineServer
 final class FaultInjectingFileSystem: CurvineFileSystem, @unchecked Sendable {
     let inner: CurvineFileSystem
     private let lock = Lock()
-    private var faults: [String: (error: CurvineError, remaining: Int)] = [:]
+    private var faults: [String: (error: CurvineError, remaining: Int, skip: Int)] = [:]
     private var counts: [String: Int] = [:]
     /// Hide short-circuit fds so reads take the remote (copying, prefetching) path.
     var hideLocalFiles = false
 
     init(_ inner: CurvineFileSystem) { self.inner = inner }
 
-    /// Fails the next `times` calls of `op` (-1 = until cleared).
-    func fail(_ op: String, with error: CurvineError, times: Int = -1) {
-        lock.withLock { faults[op] = (error, times) }
+    /// Fails `times` calls of `op` (-1 = until cleared) after letting `skip` calls through.
+    func fail(_ op: String, with error: CurvineError, times: Int = -1, skip: Int = 0) {
+        lock.withLock { faults[op] = (error, times, skip) }
     }
 
     func clear() { lock.withLock { faults.removeAll() } }
@@ -35,8 +35,9 @@ final class FaultInjectingFileSystem: CurvineFileSystem, @unchecked Sendable {
         let e: CurvineError? = lock.withLock {
             counts[op, default: 0] += 1
             guard let f = faults[op] else { return nil }
+            if f.skip > 0 { faults[op] = (f.error, f.remaining, f.skip - 1); return nil }
             if f.remaining == 0 { return nil }
-            if f.remaining > 0 { faults[op] = (f.error, f.remaining - 1) }
+            if f.remaining > 0 { faults[op] = (f.error, f.remaining - 1, 0) }
             return f.error
         }
         if let e { throw e }

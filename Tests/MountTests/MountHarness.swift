@@ -11,6 +11,10 @@ import Glibc
 let packageRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
 func binary(_ name: String) -> String {
+    // Another scratch path (swift build --scratch-path .build-x): CURVINE_E2E_BIN_DIR=.build-x/debug.
+    if let dir = ProcessInfo.processInfo.environment["CURVINE_E2E_BIN_DIR"], !dir.isEmpty {
+        return URL(fileURLWithPath: dir, relativeTo: packageRoot).appendingPathComponent(name).path
+    }
     for dir in [".build/debug", ".build/release"] {
         let p = packageRoot.appendingPathComponent(dir).appendingPathComponent(name).path
         if FileManager.default.isExecutableFile(atPath: p) { return p }

@@ -91,11 +91,44 @@ typedef struct cvfuse_init_options {
     int posix_locks;             /* POSIX/OFD locks handled by the daemon */
     int flock_locks;             /* flock handled by the daemon */
     int time_gran_ns;            /* 1000000: Curvine stores ms */
+    int passthrough;             /* 1: offer kernel passthrough when the kernel has it (--passthrough auto) */
 } cvfuse_init_options;
 
 /* Called from the Swift init op: applies every capability with its reason
  * (see cvshim.c) and logs what was negotiated and what the kernel refused. */
 void cvfuse_negotiate(struct fuse_conn_info *conn, const cvfuse_init_options *o);
+
+/* ---- kernel passthrough (io.c) ----------------------------------------------
+ * Linux >= 6.9 with CONFIG_FUSE_PASSTHROUGH serves a file's reads and mmap from a
+ * backing file without asking the daemon. libfuse 3.14 cannot negotiate it, so the
+ * io hooks do: the INIT reply gets FUSE_PASSTHROUGH (when cvfuse_init_options.passthrough,
+ * the kernel offers it, the writeback cache is off and we have CAP_SYS_ADMIN), and an
+ * OPEN/CREATE reply marked with cvfuse_open_passthrough gets FOPEN_PASSTHROUGH and the
+ * backing id. The session logs once at INIT whether passthrough is on, and why not.
+ *
+ * Kernel rules the caller must keep (the kernel fails open() with EIO otherwise):
+ * one backing id per inode shared by all its concurrent opens, and never a
+ * passthrough open and a normal open of one inode at the same time. */
+
+/* 1 when the INIT reply enabled passthrough and no BACKING_OPEN has failed with EPERM. */
+int cvfuse_passthrough_active(cvfuse_session *s);
+/* FUSE_DEV_IOC_BACKING_OPEN on `fd` (any open fd of a regular file on a non-stacked
+ * fs; the kernel takes its own reference, so the caller may close fd afterwards).
+ * Returns the backing id (> 0) or -errno; logs each kind of failure once. EPERM
+ * (no CAP_SYS_ADMIN in the initial user namespace) turns passthrough off for the
+ * session: cvfuse_passthrough_active returns 0 from then on. */
+int cvfuse_backing_open(cvfuse_session *s, int fd);
+/* FUSE_DEV_IOC_BACKING_CLOSE; 0 or -errno. Opens already made keep working. */
+int cvfuse_backing_close(cvfuse_session *s, int backing_id);
+/* Called from the open or create op, on the thread running it, before the reply:
+ * the reply to the request this thread is processing will carry FOPEN_PASSTHROUGH
+ * and `backing_id` (and only open flags the kernel allows with it: DIRECT_IO,
+ * PARALLEL_DIRECT_WRITES, NOFLUSH; KEEP_CACHE is dropped). The reply is matched
+ * by its `unique`, so it may be sent later or from another thread (with
+ * cvfuse_set_reply_channel). `req` must be that request. 0 or -errno
+ * (-EINVAL: not called while processing an OPEN/CREATE; -EBUSY: too many marked
+ * replies in flight). */
+int cvfuse_open_passthrough(fuse_req_t req, int backing_id);
 
 /* ---- NUMA / CPUs ------------------------------------------------------------ */
 /* Number of NUMA nodes with CPUs in our cpuset (1 when libnuma is unavailable). */

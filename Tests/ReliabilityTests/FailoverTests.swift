@@ -1,0 +1,180 @@
+// Master failover during a workload: two masters; the active one starts answering
+// NotLeaderMaster (failover), dies, hangs, or the whole master restarts from its journal.
+// Calls move to the other master within a measured time (printed), and every file whose
+// write + close returned success is there afterwards, byte for byte.
+import Foundation
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+import CurvineClient
+import CurvineFSCore
+import CurvineServer
+
+/// Writers creating small files in a loop; records what was acknowledged and when.
+final class Workload: @unchecked Sendable {
+    struct Ack { var name: String; var seed: UInt64; var size: Int; var startNs: UInt64; var atNs: UInt64 }
+    private let lock = Lock()
+    private(set) var acks: [Ack] = []
+    private(set) var failures: [(String, String, UInt64)] = []
+    private(set) var maxLatency: Double = 0
+    private var running = true
+    private let done = DispatchGroup()
+
+    init(rig: CoreRig, threads: Int, tag: String) {
+        for t in 0..<threads {
+            done.enter()
+            let th = Thread { [self] in
+                var i = 0
+                while lock.withLock({ running }) {
+                    let name = "\(tag)-\(t)-\(i)"
+                    let seed = UInt64(t * 1_000_000 + i)
+                    let size = 1_000 + (i * 7919) % 300_000
+                    let start = monotonicNs()
+                    do {
+                        try rig.writeFile(name, pattern(size, seed: seed), chunk: 64 << 10)
+                        let now = monotonicNs()
+                        lock.withLock {
+                            acks.append(Ack(name: name, seed: seed, size: size, startNs: start, atNs: now))
+                            maxLatency = max(maxLatency, Double(now - start) / 1e9)
+                        }
+                    } catch {
+                        lock.withLock { failures.append((name, "\(error)", monotonicNs())) }
+                    }
+                    // Reads and listings against the master too.
+                    _ = try? rig.core.getattr(ino: 1, fh: nil)
+                    i += 1
+                }
+                done.leave()
+            }
+            th.start()
+        }
+    }
+
+    /// Time from `eventNs` to the first acknowledged write that started after it (all
+    /// its master calls happened after the event).
+    func firstAck(after eventNs: UInt64) -> Double? {
+        lock.withLock { acks.first { $0.startNs > eventNs }.map { Double($0.atNs - eventNs) / 1e9 } }
+    }
+
+    func waitForAck(after eventNs: UInt64, limit: Double) -> Double? {
+        let end = monotonicNs() + UInt64(limit * 1e9)
+        while monotonicNs() < end {
+            if let t = firstAck(after: eventNs) { return t }
+            usleep(5_000)
+        }
+        return nil
+    }
+
+    func stop() -> Bool {
+        lock.withLock { running = false }
+        return done.wait(timeout: .now() + 30) == .success
+    }
+
+    var snapshot: ([Ack], [(String, String, UInt64)]) { lock.withLock { (acks, failures) } }
+}
+
+final class FailoverTests: XCTestCase {
+    /// Checks every acknowledged file through a fresh client and core.
+    func verifyAcknowledged(_ rig: CoreRig, _ acks: [Workload.Ack], file: StaticString = #filePath, line: UInt = #line) throws {
+        let client = try makeClient(clientToml(rig.cluster.masterAddresses))
+        defer { client.close() }
+        var cfg = CoreConfig()
+        cfg.blockSize = 1 << 20
+        let core = try FileSystemCore(client: client, config: cfg)
+        defer { core.shutdown() }
+        var bad = 0
+        for a in acks {
+            do {
+                let e = try core.lookup(parent: 1, name: a.name, ctx: .root)
+                let o = try core.open(ino: e.ino, flags: O_RDONLY, ctx: .root)
+                let r = ByteReplier()
+                try core.read(ino: e.ino, fh: o.fh, offset: 0, size: a.size + 10, replier: r)
+                try core.release(ino: e.ino, fh: o.fh)
+                if r.data != pattern(a.size, seed: a.seed) { bad += 1; XCTFail("\(a.name): content differs", file: file, line: line) }
+            } catch {
+                bad += 1
+                XCTFail("acknowledged file \(a.name) lost: \(error)", file: file, line: line)
+            }
+            if bad > 5 { break }
+        }
+    }
+
+    func testFailoverDeathHangAndRestartDuringAWorkload() throws {
+        let rig = try CoreRig(tag: "ha", workers: 1, standbyMasters: 1, syncWrites: true)
+        defer { rig.stop() }
+        let load = Workload(rig: rig, threads: 2, tag: "w")
+        var figures: [String] = []
+        func settle() { usleep(400_000) }
+        settle()
+
+        // 1. Leadership moves: the old leader answers NotLeaderMaster.
+        var t = monotonicNs()
+        rig.cluster.failover(to: 1)
+        let notLeader = load.waitForAck(after: t, limit: Timeouts.callBound + 5)
+        XCTAssertNotNil(notLeader, "no write succeeded after failover to master 1")
+        figures.append("NotLeaderMaster failover: first acknowledged write \(ms(notLeader)) after the switch")
+        settle()
+
+        // 2. The active master dies; a new leader is elected 300 ms later.
+        t = monotonicNs()
+        rig.cluster.masters[1].stop()
+        usleep(300_000)
+        rig.cluster.failover(to: 0)
+        let death = load.waitForAck(after: t, limit: Timeouts.callBound + 5)
+        XCTAssertNotNil(death)
+        figures.append("active master killed, election after 300 ms: first acknowledged write \(ms(death)) after the kill")
+        settle()
+
+        // 3. The whole master restarts from its journal (both ports come back).
+        t = monotonicNs()
+        try rig.cluster.restartMaster()
+        let restart = load.waitForAck(after: t, limit: Timeouts.callBound + 5)
+        XCTAssertNotNil(restart)
+        figures.append("master restart (journal replay): first acknowledged write \(ms(restart)) after the restart")
+        settle()
+
+        // 4. The active master hangs (accepts, never answers) and leadership moves away.
+        t = monotonicNs()
+        rig.cluster.masters[0].setFaultHook(hook(.swallowReply))
+        rig.cluster.failover(to: 1)
+        let hang = load.waitForAck(after: t, limit: Timeouts.callBound + 5)
+        XCTAssertNotNil(hang)
+        figures.append("active master hung + failover: first acknowledged write \(ms(hang)) after the hang (bound: one rpc_timeout_ms = \(Timeouts.rpcMs) ms)")
+        settle()
+
+        XCTAssertTrue(load.stop(), "workload threads did not stop")
+        rig.cluster.masters[0].setFaultHook(nil)
+        let (acks, failures) = load.snapshot
+        for f in failures.prefix(5) { print("failover: failed op \(f.0): \(f.1)") }
+        XCTAssertTrue(failures.isEmpty, "\(failures.count) writes failed across failovers (budget \(Timeouts.budgetMs) ms should cover them)")
+        XCTAssertGreaterThan(acks.count, 20)
+        try verifyAcknowledged(rig, acks)
+        for f in figures { print("failover: \(f)") }
+        print("failover: \(acks.count) acknowledged writes verified after 4 master events, \(failures.count) failed, slowest write \(String(format: "%.3f", load.maxLatency)) s")
+        faultLog.note("master failover x4 (NotLeader, death, restart, hang): \(acks.count) acknowledged writes, none lost")
+    }
+
+    func testRestartMasterRepeatedlyLosesNoAcknowledgedWrite() throws {
+        let rig = try CoreRig(tag: "rst", workers: 1, syncWrites: true)
+        defer { rig.stop() }
+        let load = Workload(rig: rig, threads: 3, tag: "r")
+        let rounds = RelEnv.long ? 20 : 4
+        var gaps: [Double] = []
+        for _ in 0..<rounds {
+            usleep(250_000)
+            let t = monotonicNs()
+            try rig.cluster.restartMaster()
+            if let g = load.waitForAck(after: t, limit: Timeouts.callBound + 5) { gaps.append(g) } else { XCTFail("no write after restart") }
+        }
+        usleep(200_000)
+        XCTAssertTrue(load.stop())
+        let (acks, failures) = load.snapshot
+        for f in failures.prefix(5) { print("restart: failed op \(f.0): \(f.1)") }
+        XCTAssertTrue(failures.isEmpty, "\(failures.count) writes failed across master restarts")
+        try verifyAcknowledged(rig, acks)
+        print("failover: \(rounds) master restarts, \(acks.count) acknowledged writes all present; first write after a restart: max \(String(format: "%.0f", (gaps.max() ?? 0) * 1000)) ms, mean \(String(format: "%.0f", gaps.reduce(0, +) / Double(max(1, gaps.count)) * 1000)) ms")
+    }
+}
+
+func ms(_ s: Double?) -> String { s.map { String(format: "%.0f ms", $0 * 1000) } ?? "never" }

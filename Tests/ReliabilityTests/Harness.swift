@@ -1,0 +1,281 @@
+// The real binaries for mount-level tests (adapted from Tests/MountTests/MountHarness.swift:
+// test targets cannot import each other). Every file operation on a mount runs in a
+// child process under `timeout`, so a hung daemon fails the test instead of hanging the
+// runner; teardown unmounts (fusermount3 -u, then lazy) and kills what it started.
+import Foundation
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct CommandResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs `/bin/sh -c script` with a hard timeout (seconds).
+@discardableResult
+func sh(_ script: String, timeout: Int = 60) -> CommandResult {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+    p.arguments = ["-k", "5", String(timeout), "/bin/sh", "-c", script]
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    do { try p.run() } catch { return CommandResult(status: -1, stdout: "", stderr: "\(error)") }
+    // Read both pipes concurrently: a child filling stderr must not block on us.
+    let errBox = ResultBox<Data>()
+    let g = DispatchGroup()
+    g.enter()
+    DispatchQueue.global().async { errBox.r = .success(err.fileHandleForReading.readDataToEndOfFile()); g.leave() }
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    g.wait()
+    let errData = (try? errBox.r?.get()) ?? Data()
+    p.waitUntilExit()
+    return CommandResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+                         stderr: String(decoding: errData, as: UTF8.self))
+}
+
+func isMounted(_ path: String) -> Bool {
+    guard let t = try? String(contentsOfFile: "/proc/mounts", encoding: .utf8) else { return false }
+    return t.split(separator: "\n").contains { $0.split(separator: " ").count > 2 && $0.split(separator: " ")[1] == path }
+}
+
+/// A child process with its output captured to a file (for diagnostics).
+final class Child {
+    let process = Process()
+    let logPath: String
+
+    init(_ exe: String, _ args: [String], log: String, env: [String: String] = [:]) throws {
+        logPath = log
+        process.executableURL = URL(fileURLWithPath: exe)
+        process.arguments = args
+        var e = ProcessInfo.processInfo.environment
+        for (k, v) in env { e[k] = v }
+        e.removeValue(forKey: "FLUID_RUNTIME_TYPE")
+        process.environment = e
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let h = FileHandle(forWritingAtPath: log)!
+        process.standardOutput = h
+        process.standardError = h
+        try process.run()
+    }
+
+    var pid: pid_t { process.processIdentifier }
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// SIGTERM, wait up to `grace` seconds, then SIGKILL. Returns the exit status.
+    @discardableResult
+    func stop(grace: Double = 5) -> Int32 {
+        if process.isRunning { kill(pid, SIGCONT); kill(pid, SIGTERM) }
+        let deadline = Date().addingTimeInterval(grace)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning {
+            kill(pid, SIGKILL)
+            process.waitUntilExit()
+        }
+        return process.terminationStatus
+    }
+}
+
+/// An embedded cluster in its own process.
+final class ClusterProcess {
+    let dir: String
+    let child: Child
+    let master: String
+    let standbys: [String]
+
+    init(dir: String, workers: Int = 1, standbyMasters: Int = 0) throws {
+        self.dir = dir
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var args = ["--data-dir", dir + "/data", "--master-port", "0", "--worker-port", "0", "--workers", String(workers)]
+        for _ in 0..<standbyMasters { args += ["--standby-master-port", "0"] }
+        child = try Child(RelEnv.binary("curvine-cluster"), args, log: dir + "/cluster.log")
+        let deadline = Date().addingTimeInterval(30)
+        var addr: String?
+        var standby: [String] = []
+        while Date() < deadline, addr == nil {
+            let log = child.log
+            if let line = log.split(separator: "\n").first(where: { $0.hasPrefix("ready ") }),
+               let m = line.split(separator: " ").first(where: { $0.hasPrefix("master=") }) {
+                addr = String(m.dropFirst("master=".count))
+                if let s = log.split(separator: "\n").first(where: { $0.contains("standby masters: ") }) {
+                    standby = s.components(separatedBy: "standby masters: ")[1].split(separator: ",").map(String.init)
+                }
+            }
+            if !child.process.isRunning { break }
+            usleep(50_000)
+        }
+        guard let a = addr else {
+            child.stop()
+            throw NSError(domain: "test", code: 1, userInfo: [NSLocalizedDescriptionKey: "cluster did not start: \(child.log)"])
+        }
+        master = a
+        standbys = standby
+    }
+
+    func stop() { child.stop() }
+}
+
+/// One curvine-fuse mount.
+final class MountProcess {
+    let mnt: String
+    let child: Child
+
+    /// Starts the daemon; `expectMount` false returns as soon as it runs (for failure cases).
+    init(mnt: String, master: String, conf: String? = nil, extraArgs: [String] = [], log: String,
+         env: [String: String] = [:], prefix: [String] = []) throws {
+        self.mnt = mnt
+        try? FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
+        var args = ["--mnt-path", mnt, "--master-addrs", master, "--web-port", "0"]
+        if let c = conf { args += ["--conf", c] }
+        if prefix.isEmpty {
+            child = try Child(RelEnv.binary("curvine-fuse"), args + extraArgs, log: log, env: env)
+        } else {
+            child = try Child(prefix[0], Array(prefix.dropFirst()) + [RelEnv.binary("curvine-fuse")] + args + extraArgs,
+                              log: log, env: env)
+        }
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline && !(isMounted(mnt) && sh("stat -t '\(mnt)' >/dev/null", timeout: 5).status == 0)
+                && child.process.isRunning {
+            usleep(50_000)
+        }
+        guard isMounted(mnt) else {
+            let log = child.log
+            stop()
+            throw NSError(domain: "test", code: 2, userInfo: [NSLocalizedDescriptionKey: "mount did not appear: \(log)"])
+        }
+    }
+
+    var pid: pid_t { child.pid }
+
+    /// Unmounts and stops the daemon; always leaves no mount behind.
+    @discardableResult
+    func stop() -> Int32 {
+        if child.process.isRunning { kill(child.pid, SIGCONT) }
+        if isMounted(mnt) { sh("fusermount3 -u '\(mnt)'", timeout: 10) }
+        let status = child.stop(grace: 5)
+        var tries = 0
+        while isMounted(mnt) && tries < 5 {
+            sh("fusermount3 -uz '\(mnt)' 2>/dev/null || umount -l '\(mnt)'", timeout: 10)
+            tries += 1
+        }
+        return status
+    }
+}
+
+/// Daemon resource figures from /proc.
+func rssKiB(_ pid: pid_t) -> Int? {
+    guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+    for l in s.split(separator: "\n") where l.hasPrefix("VmRSS:") {
+        return Int(l.split(separator: " ", omittingEmptySubsequences: true)[1])
+    }
+    return nil
+}
+
+func fdCount(_ pid: pid_t) -> Int? {
+    (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd"))?.count
+}
+
+func threadCount(_ pid: pid_t) -> Int? {
+    guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+    for l in s.split(separator: "\n") where l.hasPrefix("Threads:") {
+        return Int(l.split(separator: "\t", omittingEmptySubsequences: true).last!.trimmingCharacters(in: .whitespaces))
+    }
+    return nil
+}
+
+/// Base class: a temp dir, a cluster, mounts; teardown stops everything, also on failure.
+class MountTestCase: XCTestCase {
+    var tmp = ""
+    var cluster: ClusterProcess?
+    var mounts: [MountProcess] = []
+
+    override func setUpWithError() throws {
+        guard getuid() == 0, FileManager.default.fileExists(atPath: "/dev/fuse") else {
+            throw XCTSkip("mount tests need root and /dev/fuse")
+        }
+        guard FileManager.default.isExecutableFile(atPath: RelEnv.binary("curvine-fuse")),
+              FileManager.default.isExecutableFile(atPath: RelEnv.binary("curvine-cluster")) else {
+            XCTFail("no binaries in \(RelEnv.binDir): build first (swift build), or set CURVINE_BIN_DIR")
+            throw XCTSkip("binaries missing")
+        }
+        tmp = tempDir("mnt")
+        // Other users (nobody, in the permission tests) must reach the mount points.
+        chmod(tmp, 0o755)
+    }
+
+    override func tearDown() {
+        for m in mounts { m.stop() }
+        if (testRun?.totalFailureCount ?? 0) > 0 {
+            // Keep the daemon logs of a failed test (the temp dir goes away).
+            for (i, m) in mounts.enumerated() {
+                let keep = "/tmp/cvrel-failed-\(name.filter { $0.isLetter || $0.isNumber })-\(i).log"
+                try? FileManager.default.removeItem(atPath: keep)
+                try? FileManager.default.copyItem(atPath: m.child.logPath, toPath: keep)
+                print("daemon log kept at \(keep)")
+            }
+        }
+        mounts.removeAll()
+        cluster?.stop()
+        cluster = nil
+        if !tmp.isEmpty {
+            // Never rm through a live mount.
+            if let t = try? String(contentsOfFile: "/proc/mounts", encoding: .utf8), t.contains(tmp) {
+                XCTFail("a mount under \(tmp) survived teardown")
+                sh("for m in $(grep -o '\(tmp)[^ ]*' /proc/mounts); do umount -l $m; done", timeout: 10)
+            }
+            removeTree(tmp)
+        }
+    }
+
+    @discardableResult
+    func startCluster(workers: Int = 1, standbyMasters: Int = 0) throws -> ClusterProcess {
+        let c = try ClusterProcess(dir: tmp + "/cluster", workers: workers, standbyMasters: standbyMasters)
+        cluster = c
+        return c
+    }
+
+    /// Writes a TOML with small client timeouts (and `extra` lines) and returns its path.
+    func writeConf(_ name: String = "conf.toml", budgetMs: Int = 3_000, rpcMs: Int = 1_000, extra: String = "") -> String {
+        let p = tmp + "/" + name
+        let text = """
+        [client]
+        conn_timeout_ms = 500
+        rpc_timeout_ms = \(rpcMs)
+        rpc_retry_max_duration_ms = \(budgetMs)
+        data_timeout_ms = 1000
+        \(extra)
+        """
+        _ = FileManager.default.createFile(atPath: p, contents: Data(text.utf8))
+        return p
+    }
+
+    func mount(_ name: String, master: String? = nil, conf: String? = nil, extraArgs: [String] = [],
+               env: [String: String] = [:], prefix: [String] = []) throws -> MountProcess {
+        let m = try MountProcess(mnt: tmp + "/" + name, master: master ?? cluster!.master, conf: conf,
+                                 extraArgs: extraArgs, log: tmp + "/\(name)-\(mounts.count).log", env: env, prefix: prefix)
+        mounts.append(m)
+        return m
+    }
+
+    /// Runs a script; fails the test with its output when it exits non-zero.
+    @discardableResult
+    func run(_ script: String, timeout: Int = 120, file: StaticString = #filePath, line: UInt = #line) -> String {
+        let r = sh(script, timeout: timeout)
+        if r.status != 0 {
+            XCTFail("`\(script)` exited \(r.status)\nstdout: \(r.stdout.suffix(3000))\nstderr: \(r.stderr.suffix(3000))\nlogs: \(mounts.map { $0.child.log.suffix(2000) })",
+                    file: file, line: line)
+        }
+        return r.stdout
+    }
+
+    /// Runs a Python script (written to the temp dir) under `timeout`.
+    func python(_ script: String, _ args: [String], timeout: Int) -> CommandResult {
+        let p = tmp + "/script-\(UInt32.random(in: 0...UInt32.max)).py"
+        _ = FileManager.default.createFile(atPath: p, contents: Data(script.utf8))
+        let quoted = args.map { "'\($0)'" }.joined(separator: " ")
+        return sh("python3 '\(p)' \(quoted)", timeout: timeout)
+    }
+}
