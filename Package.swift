@@ -70,8 +70,10 @@ let package = Package(
                     dependencies: ["CurvineClient", "CurvineServer", "CurvineProto",
                                    .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                     swiftSettings: v5),
+        // Test support: counts mallocs (and Swift retains) for the read path's no-allocation test.
+        .target(name: "CMallocCounter", path: "Tests/Support/CMallocCounter"),
         .testTarget(name: "CurvineFSCoreTests",
-                    dependencies: ["CurvineFSCore", "CurvineClient", "CurvineServer"], swiftSettings: v5),
+                    dependencies: ["CurvineFSCore", "CurvineClient", "CurvineServer", "CMallocCounter"], swiftSettings: v5),
         .testTarget(name: "CurvineFluidTests", dependencies: ["CurvineFluid"], swiftSettings: v5),
         .testTarget(name: "MountTests", dependencies: ["CurvineClient", "CurvineServer"], swiftSettings: v5),
         // Faults, failover, shutdown, differential and resource tests (short mode in CI).

@@ -5,8 +5,8 @@
  * 3.14 routes every request read (io.read, io.splice_receive) and every reply
  * and notification (io.writev, io.splice_send) through this file. Kernel
  * passthrough (patching the INIT reply and OPEN/CREATE replies, see
- * /work/shared/spikes/fuse-passthrough/REPORT.md) is meant to be added HERE
- * and nowhere else. What a patch can see in 3.14:
+ * /work/shared/spikes/fuse-passthrough/REPORT.md) lives HERE and nowhere
+ * else (second half of this file). What a patch can see in 3.14:
  *   - The INIT request always arrives through read(): libfuse only wants
  *     FUSE_CAP_SPLICE_READ after INIT (conn.want is 0 before do_init).
  *   - INIT, OPEN and CREATE replies always leave through writev(): libfuse
@@ -257,7 +257,7 @@ int cvfuse_reply_data_mem(fuse_req_t req, const void *buf, size_t size)
      * pipe (one copy, like writev) and splices the pipe to /dev/fuse; MOVE lets
      * the kernel take those pipe pages instead of copying them again. Without
      * splice, a single memory buffer goes out with writev and no extra copy. */
-    return fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+    return fuse_reply_data(req, &bv, FUSE_BUF_NO_SPLICE);
 }
 
 int cvfuse_reply_data_fd(fuse_req_t req, int fd, off_t off, size_t size)

@@ -187,3 +187,11 @@ int cvfuse_errno(void)
 {
     return errno;
 }
+
+int cvfuse_current_session_exiting(void)
+{
+    /* libfuse 3.14 has no public accessor for a request's session; our worker
+     * thread-local knows which session it serves. */
+    cvfuse_worker *w = cvshim_tl_worker;
+    return (w != NULL && w->s != NULL && w->s->se != NULL) ? fuse_session_exited(w->s->se) != 0 : 0;
+}

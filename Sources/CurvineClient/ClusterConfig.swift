@@ -264,6 +264,9 @@ public struct ClusterConfig: Sendable {
     }
 
     public static func parse(text: String, source: String) throws -> ClusterConfig {
+        if let problem = TOMLPreflight.check(text) {
+            throw ConfigError(problems: ["\(source): \(problem)"])
+        }
         let root: TOMLTable
         do {
             root = try TOMLTable(string: text)
@@ -426,5 +429,165 @@ public struct ClusterConfig: Sendable {
             hostname: cl.hostname ?? ClientOptions.defaultHostname(),
             shortCircuit: cl.shortCircuit, readChunkSize: Int(cl.readChunkSize), writeChunkSize: Int(cl.writeChunkSize),
             dataTimeoutMs: Int(cl.dataTimeoutMs), blockSize: cl.blockSize, replicas: cl.replicas)
+    }
+}
+
+/// Input the TOML parser (toml++ 3.4 inside TOMLKit) cannot take safely. Some malformed
+/// input trips its internal assertions, which abort the process in debug builds and are
+/// undefined behaviour (a false __builtin_assume) in release builds; the config fuzz test
+/// found three: a table header '[' not followed by a key (e.g. "[" then a line break), a
+/// date-time whose time part does not start with a digit, and an array element starting
+/// with '}' or a Unicode line separator. So the document is scanned first, following
+/// statements through strings, comments, arrays and inline tables as TOML tokenizes them,
+/// and refused here (with a line number) when
+///   * a table header does not start with a key (or ']', which toml++ reports itself),
+///   * a bare value is not a boolean, inf/nan or a number: TOML dates and times (which
+///     no Curvine key takes) never reach the parser,
+///   * brackets and braces do not nest ('[' closed by '}' or the reverse), or
+///   * U+0085, U+2028 or U+2029 (line separators TOML does not allow) appear outside a
+///     quoted string.
+enum TOMLPreflight {
+    static func check(_ text: String) -> String? {
+        let b = Array(text.utf8)
+        var i = 0
+        var line = 1
+        func at(_ k: Int) -> UInt8 { k < b.count ? b[k] : 0 }
+        func isKeyStart(_ c: UInt8) -> Bool {
+            (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) || c == 0x5F || c == 0x2D
+                || c == 0x22 || c == 0x27
+        }
+        /// Ends a bare token (outside strings).
+        func isDelimiter(_ c: UInt8) -> Bool {
+            c == 0x20 || c == 0x09 || c == 0x0D || c == 0x0A || c == 0x2C || c == 0x5B || c == 0x5D || c == 0x7B
+                || c == 0x7D || c == 0x23 || c == 0x3D || c == 0x22 || c == 0x27
+        }
+        /// Skips a string starting at i (a quote); multi-line forms span lines.
+        func skipString() {
+            let q = b[i]
+            if at(i + 1) == q && at(i + 2) == q {
+                i += 3
+                while i < b.count {
+                    if b[i] == 0x0A { line += 1 }
+                    if q == 0x22 && b[i] == 0x5C { i += 2; continue }
+                    if b[i] == q && at(i + 1) == q && at(i + 2) == q { i += 3; return }
+                    i += 1
+                }
+                return
+            }
+            i += 1
+            while i < b.count && b[i] != 0x0A {
+                if q == 0x22 && b[i] == 0x5C { i += 2; continue }
+                if b[i] == q { i += 1; return }
+                i += 1
+            }
+        }
+        /// U+0085 (C2 85), U+2028 (E2 80 A8), U+2029 (E2 80 A9) at i.
+        func isUnicodeLineBreak(_ k: Int) -> Bool {
+            (at(k) == 0xC2 && at(k + 1) == 0x85) || (at(k) == 0xE2 && at(k + 1) == 0x80 && (at(k + 2) == 0xA8 || at(k + 2) == 0xA9))
+        }
+        let separatorProblem = "a Unicode line separator (U+0085, U+2028, U+2029) is only allowed inside a quoted string"
+        while i < b.count {
+            let c = b[i]
+            if isUnicodeLineBreak(i) { return "line \(line): \(separatorProblem)" }
+            switch c {
+            case 0x20, 0x09, 0x0D: i += 1
+            case 0x0A: line += 1; i += 1
+            case 0x23:  // comment
+                while i < b.count && b[i] != 0x0A {
+                    if isUnicodeLineBreak(i) { return "line \(line): \(separatorProblem)" }
+                    i += 1
+                }
+            case 0x5B:  // table header
+                i += 1
+                while at(i) == 0x20 || at(i) == 0x09 { i += 1 }
+                if at(i) == 0x5B { i += 1; while at(i) == 0x20 || at(i) == 0x09 { i += 1 } }
+                if i < b.count && !isKeyStart(b[i]) && b[i] != 0x5D {
+                    return "line \(line): a table header needs a name after '[' (write [section])"
+                }
+                while i < b.count && b[i] != 0x0A {
+                    if isUnicodeLineBreak(i) { return "line \(line): \(separatorProblem)" }
+                    if b[i] == 0x22 || b[i] == 0x27 { skipString() } else { i += 1 }
+                }
+            default:
+                // key = value: the key up to '=', then the value, which may span lines
+                // inside arrays, inline tables and multi-line strings.
+                while i < b.count && b[i] != 0x3D && b[i] != 0x0A {
+                    if isUnicodeLineBreak(i) { return "line \(line): \(separatorProblem)" }
+                    if b[i] == 0x22 || b[i] == 0x27 { skipString() } else { i += 1 }
+                }
+                if at(i) != 0x3D { continue }
+                i += 1
+                var open: [UInt8] = []  // '[' and '{' not yet closed
+                while i < b.count {
+                    let v = b[i]
+                    if isUnicodeLineBreak(i) { return "line \(line): \(separatorProblem)" }
+                    if v == 0x22 || v == 0x27 { skipString(); continue }
+                    if v == 0x23 {
+                        while i < b.count && b[i] != 0x0A {
+                            if isUnicodeLineBreak(i) { return "line \(line): \(separatorProblem)" }
+                            i += 1
+                        }
+                        continue
+                    }
+                    if v == 0x0A {
+                        if open.isEmpty { break }
+                        line += 1
+                        i += 1
+                        continue
+                    }
+                    if v == 0x5B || v == 0x7B { open.append(v); i += 1; continue }
+                    if v == 0x5D || v == 0x7D {
+                        if let o = open.last, o != (v == 0x5D ? 0x5B : 0x7B) {
+                            return "line \(line): '\(v == 0x5D ? "]" : "}")' closes a '\(o == 0x5B ? "[" : "{")'"
+                        }
+                        if !open.isEmpty { open.removeLast() }
+                        i += 1
+                        continue
+                    }
+                    if isDelimiter(v) { i += 1; continue }
+                    // A bare token: a key inside an inline table (followed by '='), or a value.
+                    let start = i
+                    while i < b.count && !isDelimiter(b[i]) { i += 1 }
+                    var k = i
+                    while at(k) == 0x20 || at(k) == 0x09 { k += 1 }
+                    if at(k) == 0x3D { continue }
+                    if !isPlainScalar(b[start..<i]) {
+                        let tok = String(decoding: b[start..<min(i, start + 40)], as: UTF8.self)
+                        return "line \(line): value '\(tok)' is not a number, boolean or quoted string (TOML dates and times are not used by any key)"
+                    }
+                }
+            }
+        }
+        return nil
+    }
+
+    /// true, false, [+-]inf, [+-]nan, or a number made of digits, '_', '.', an exponent
+    /// with its sign, a leading sign and 0x/0o/0b prefixes. Anything else (dates, times,
+    /// words) is refused; toml++ rejects the malformed numbers this lets through itself.
+    static func isPlainScalar(_ t: ArraySlice<UInt8>) -> Bool {
+        let s = String(decoding: t, as: UTF8.self)
+        if ["true", "false", "inf", "+inf", "-inf", "nan", "+nan", "-nan"].contains(s) { return true }
+        let a = Array(t)
+        guard let first = a.first else { return false }
+        var hex = false
+        for (k, c) in a.enumerated() {
+            switch c {
+            case 0x30...0x39, 0x5F, 0x2E: continue  // digit _ .
+            case 0x2B, 0x2D:  // + -
+                if k == 0 { continue }
+                if !hex && (a[k - 1] == 0x65 || a[k - 1] == 0x45) { continue }
+                return false
+            case 0x78, 0x6F, 0x62:  // x o b
+                if k == 1 && first == 0x30 { hex = c == 0x78; continue }
+                if hex && c == 0x62 { continue }
+                return false
+            case 0x61...0x66, 0x41...0x46:  // a-f A-F: hex digits or an exponent
+                if hex || c == 0x65 || c == 0x45 { continue }
+                return false
+            default:
+                return false
+            }
+        }
+        return true
     }
 }

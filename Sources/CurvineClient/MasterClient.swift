@@ -14,6 +14,7 @@
 // end, no attempt starts after it, and the backoff sleep never crosses it. So a
 // syscall on a dead or hung cluster answers in 20 s with the defaults, not
 // budget + masters × rpc timeout.
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -70,9 +71,27 @@ public final class MasterClient: @unchecked Sendable {
         }
     }
 
+    /// Process-wide count of master RPCs sent (calls, not attempts), by RpcCode raw value
+    /// (0...127): for /metrics and for counting the round trips of one operation.
+    private static let callCounts: UnsafeMutablePointer<Atomic<UInt64>> = {
+        let p = UnsafeMutablePointer<Atomic<UInt64>>.allocate(capacity: 128)
+        for i in 0..<128 { (p + i).initialize(to: Atomic<UInt64>(0)) }
+        return p
+    }()
+
+    /// Master RPCs sent by this process so far, by code (codes never sent are left out).
+    public static func rpcCounts() -> [(code: RpcCode, count: UInt64)] {
+        RpcCode.allCases.compactMap { c in
+            guard c.rawValue >= 0 else { return nil }
+            let n = callCounts[Int(c.rawValue)].load(ordering: .relaxed)
+            return n > 0 ? (c, n) : nil
+        }
+    }
+
     /// Sends a unary request and returns the success response frame.
     /// Throws the server's error (CurvineError.remote) or the last transport error.
     public func call(_ code: RpcCode, header: [UInt8], reqId: Int64 = MasterClient.newRequestId()) throws -> Frame {
+        if code.rawValue >= 0 { Self.callCounts[Int(code.rawValue)].wrappingAdd(1, ordering: .relaxed) }
         let frame = Frame(code: code.rawValue, status: statusByte(.rpc, .undefined), reqId: reqId,
                           seqId: unarySeqId, header: header)
         let start = monotonicNs()
@@ -102,6 +121,13 @@ public final class MasterClient: @unchecked Sendable {
                             lastError = err
                             forgetLeader(idx)
                             continue
+                        }
+                        if err.kind == .inProgress && unanswered && MasterClient.markOnlyCodes.contains(code) {
+                            // SetAttr/Symlink/Link only mark their req_id: a re-send gets
+                            // InProgress forever, so waiting cannot change the answer. The
+                            // caller reads it as "probably applied" and re-stats (§3.1).
+                            setLeader(idx)
+                            throw InProgressAware(error: err, unanswered: true)
                         }
                         if err.kind == .inProgress {
                             // Our own earlier attempt with this req_id still runs: wait and re-send.
@@ -134,6 +160,9 @@ public final class MasterClient: @unchecked Sendable {
 
     private struct InProgressAware: Error { let error: CurvineError; let unanswered: Bool }
 
+    /// Codes whose re-send the master answers InProgress even after success (§3.1).
+    static let markOnlyCodes: Set<RpcCode> = [.setAttr, .symlink, .link]
+
     private func attempt(_ frame: Frame, at idx: Int, endNs: UInt64, sent: inout Bool) throws -> Frame {
         let now = monotonicNs()
         let leftMs = endNs > now ? Int(clamping: (endNs - now + 999_999) / 1_000_000) : 1
@@ -149,8 +178,20 @@ public final class MasterClient: @unchecked Sendable {
     }
 
     private func connection(_ idx: Int, timeoutMs: Int) throws -> RpcConnection {
-        let slot: Int = lock.withLock { nextSlot = (nextSlot + 1) % options.connectionsPerMaster; return nextSlot }
-        if let c = lock.withLock({ pools[idx][slot] }), c.isAlive { return c }
+        // An idle live connection first (its caller then reads its own reply, see
+        // RpcConnection), else the next slot in turn.
+        let now = monotonicNs()
+        let (slot, idle): (Int, RpcConnection?) = lock.withLock {
+            let n = options.connectionsPerMaster
+            for k in 0..<n {
+                let i = (nextSlot + 1 + k) % n
+                if let c = pools[idx][i], c.inFlight == 0, c.isAlive { nextSlot = i; return (i, c) }
+            }
+            nextSlot = (nextSlot + 1) % n
+            return (nextSlot, nil)
+        }
+        if let c = idle, c.usableForCall(now: now) { return c }
+        if idle == nil, let c = lock.withLock({ pools[idx][slot] }), c.isAlive { return c }
         let c = try RpcConnection(peer: addresses[idx], connectTimeoutMs: max(1, timeoutMs))
         // Another caller may have refilled the slot meanwhile: keep the live one and close
         // the spare (closing a dead one ends nothing in flight; leaving either open would

@@ -128,23 +128,29 @@ public final class TCPSocket: @unchecked Sendable {
     /// Returns false on EOF before the first byte when `eofAllowed`.
     public func readExact(_ p: UnsafeMutableRawPointer, _ count: Int, deadlineNs: UInt64, eofAllowed: Bool = false) throws -> Bool {
         var got = 0
+        // With a deadline, bytes already queued are taken without a poll (MSG_DONTWAIT);
+        // poll(2) runs only when the socket is empty. Most reads of a frame (its header
+        // and data after its prefix, a chunk after the previous one) need no poll.
+        let flags = deadlineNs != 0 ? Int32(MSG_DONTWAIT) : 0
         while got < count {
-            if deadlineNs != 0 {
-                let now = monotonicNs()
-                if now >= deadlineNs { throw CurvineError.timeout("no reply from \(peer) before the deadline") }
-                var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                let ms = Int((deadlineNs - now + 999_999) / 1_000_000)
-                let pr = pollRetrying(&pfd, timeoutMs: ms)
-                if pr == 0 { throw CurvineError.timeout("no reply from \(peer) before the deadline") }
-            }
-            let n = Glibc.read(fd, p + got, count - got)
+            let n = Glibc.recv(fd, p + got, count - got, flags)
             if n > 0 { got += n; continue }
             if n == 0 {
                 if got == 0 && eofAllowed { return false }
                 throw CurvineError.transport("connection to \(peer) closed mid-frame (\(got) of \(count) bytes)")
             }
             let e = errno
-            if e == EINTR || e == EAGAIN { continue }
+            if e == EINTR { continue }
+            if e == EAGAIN || e == EWOULDBLOCK {
+                guard deadlineNs != 0 else { continue }
+                let now = monotonicNs()
+                if now >= deadlineNs { throw CurvineError.timeout("no reply from \(peer) before the deadline") }
+                var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let ms = Int((deadlineNs - now + 999_999) / 1_000_000)
+                let pr = pollRetrying(&pfd, timeoutMs: ms)
+                if pr == 0 { throw CurvineError.timeout("no reply from \(peer) before the deadline") }
+                continue
+            }
             throw CurvineError.transport("read from \(peer) failed: \(String(cString: strerror(e)))")
         }
         return true

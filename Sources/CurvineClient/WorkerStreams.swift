@@ -62,6 +62,10 @@ struct StreamSettings: Sendable {
     var readChunkSize: Int
     var writeChunkSize: Int
     var dataTimeoutMs: Int
+    /// Running requests of a read stream sent ahead of their replies (1 = stop-and-wait).
+    var readPipelineDepth: Int = 8
+    /// Running frames of a write stream sent ahead of their acknowledgements.
+    var writePipelineDepth: Int = 8
 }
 
 /// One request/response exchange on a stream connection.
@@ -73,11 +77,23 @@ struct StreamChannel {
     let timeoutMs: Int
 
     mutating func exchange(_ req: RequestStatus, header: [UInt8], data: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) throws -> Frame {
+        let mySeq = try send(req, header: header, data: data)
+        return try receive(seq: mySeq)
+    }
+
+    /// Sends one frame of the stream without waiting for its reply; returns its seq_id.
+    mutating func send(_ req: RequestStatus, header: [UInt8], data: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) throws -> Int32 {
         let mySeq = seq
         seq += 1
         let deadline = monotonicNs() &+ msToNs(timeoutMs)
         try socket.writeFrame(code: code.rawValue, status: statusByte(req, .undefined), reqId: reqId, seqId: mySeq,
                               header: header, data: data, deadlineNs: deadline)
+        return mySeq
+    }
+
+    /// Reads the reply to frame `mySeq`; replies come in the order the frames were sent.
+    func receive(seq mySeq: Int32) throws -> Frame {
+        let deadline = monotonicNs() &+ msToNs(timeoutMs)
         guard let f = try socket.readFrame(deadlineNs: deadline) else {
             throw CurvineError.transport("worker \(socket.peer) closed the stream")
         }
@@ -87,11 +103,22 @@ struct StreamChannel {
 
     /// Sends a Running request and reads the reply's data straight into `into` when it fits.
     mutating func runningRead(header: [UInt8], into: UnsafeMutableRawBufferPointer, spill: inout [UInt8]) throws -> (direct: Int, spilled: Int) {
-        let mySeq = seq
-        seq += 1
+        let mySeq = try sendRunning(header: header)
+        return try receiveRunning(seq: mySeq, into: into, spill: &spill)
+    }
+
+    /// Sends a Running request without waiting for its reply; returns its seq_id.
+    /// Pipelining: the worker answers the frames of a connection one by one, in order,
+    /// each with its own seq_id (§3.3), so several Running requests may be sent before
+    /// their replies are read with `receiveRunning`, in the same order.
+    mutating func sendRunning(header: [UInt8]) throws -> Int32 {
+        try send(.running, header: header)
+    }
+
+    /// Reads the reply to the Running request `mySeq` (sent with `sendRunning`), its data
+    /// straight into `into` when it fits; the rest goes to `spill`.
+    func receiveRunning(seq mySeq: Int32, into: UnsafeMutableRawBufferPointer, spill: inout [UInt8]) throws -> (direct: Int, spilled: Int) {
         let deadline = monotonicNs() &+ msToNs(timeoutMs)
-        try socket.writeFrame(code: code.rawValue, status: statusByte(.running, .undefined), reqId: reqId, seqId: mySeq,
-                              header: header, deadlineNs: deadline)
         var raw = (UInt64(0), UInt64(0), UInt32(0), UInt16(0))
         let p = try withUnsafeMutableBytes(of: &raw) { b -> FramePrefix in
             guard try socket.readExact(b.baseAddress!, framePrefixSize, deadlineNs: deadline) else {
@@ -179,10 +206,10 @@ final class RemoteBlockReader: BlockReader {
         throw lastError
     }
 
-    private func openStream(_ i: Int, offset: Int64) throws {
+    private func openStream(_ i: Int, offset: Int64, allowLocal: Bool = true) throws {
         let worker = workers[i]
         let hp = HostPort(host: worker.ipAddr, port: UInt16(truncatingIfNeeded: worker.rpcPort))
-        let wantLocal = settings.shortCircuit && !block.hasSpdk && worker.hostname == settings.localHostname
+        let wantLocal = allowLocal && settings.shortCircuit && !block.hasSpdk && worker.hostname == settings.localHostname
         // read_ahead_len 4 MiB: the worker-side OS read-ahead hint, upstream's default.
         let req = Requests.blockReadOpen(id: block.id, off: offset, len: block.length,
                                          chunkSize: Int32(settings.readChunkSize), shortCircuit: wantLocal,
@@ -195,10 +222,15 @@ final class RemoteBlockReader: BlockReader {
         }
         if wantLocal, resp.hasPath, !resp.path.isEmpty {
             let fd = open(resp.path, O_RDONLY | O_CLOEXEC)
-            if fd >= 0 {
-                localFileDescriptor = fd
-                localPath = resp.path
+            if fd < 0 {
+                // Short-circuit was granted, so the worker keeps no remote stream for us,
+                // but the file cannot be opened here (EMFILE, permissions, another mount
+                // namespace): open a remote stream instead.
+                ch.socket.close()
+                return try openStream(i, offset: offset, allowLocal: false)
             }
+            localFileDescriptor = fd
+            localPath = resp.path
         }
         channel = ch
         current = i
@@ -287,11 +319,31 @@ final class RemoteBlockReader: BlockReader {
             header = Wire.encode(h)
             pos = cur
         }
+        // Pipelined: the Running requests for every chunk the read needs go out up to
+        // `readPipelineDepth` ahead of the replies, so a large read streams instead of
+        // paying one round trip per chunk. Each request yields min(chunk, len - pos)
+        // bytes, so exactly ceil(needed / chunk) requests cover the read, and none
+        // starts at or past the block's end (which the worker answers with an error).
+        // Any error breaks the stream (the caller closes it), so replies still in
+        // flight never reach a later read.
+        let chunk = max(1, settings.readChunkSize)
+        let needed = want - got
+        let total = (needed + chunk - 1) / chunk
+        let depth = max(1, settings.readPipelineDepth)
+        var sent = 0
+        var seqs: [Int32] = []
+        seqs.reserveCapacity(min(total, depth))
+        var received = 0
         while got < want {
+            while sent < total && sent - received < depth {
+                seqs.append(try ch.sendRunning(header: header))
+                header = []
+                sent += 1
+            }
             let dest = UnsafeMutableRawBufferPointer(rebasing: buffer[got..<want])
             var sp: [UInt8] = []
-            let (direct, spilled) = try ch.runningRead(header: header, into: dest, spill: &sp)
-            header = []
+            let (direct, spilled) = try ch.receiveRunning(seq: seqs[received], into: dest, spill: &sp)
+            received += 1
             if direct == 0 && spilled == 0 {
                 throw CurvineError.protocolViolation("worker sent an empty chunk for block \(block.id) at \(pos)")
             }
@@ -302,6 +354,16 @@ final class RemoteBlockReader: BlockReader {
                 spillOffset = pos
                 pos += Int64(spilled)
             }
+            if got < want && received == sent && sent == total {
+                // Short chunks (a worker with a smaller chunk than asked): ask for more.
+                seqs.append(try ch.sendRunning(header: header))
+                sent += 1
+            }
+        }
+        if received < sent {
+            // Replies we no longer need (a worker with larger chunks than asked): the
+            // stream's position is unknown, so it cannot be reused.
+            throw CurvineError.protocolViolation("worker sent larger chunks than asked for block \(block.id)")
         }
         return got
     }
@@ -372,9 +434,9 @@ final class RemoteBlockWriter: BlockWriter {
         return r
     }
 
-    private func openStream(_ w: WorkerAddress, offset: Int64) throws {
+    private func openStream(_ w: WorkerAddress, offset: Int64, allowLocal: Bool = true) throws {
         let hp = HostPort(host: w.ipAddr, port: UInt16(truncatingIfNeeded: w.rpcPort))
-        let wantLocal = settings.shortCircuit && !block.hasSpdk && w.hostname == settings.localHostname
+        let wantLocal = allowLocal && settings.shortCircuit && !block.hasSpdk && w.hostname == settings.localHostname
         let header = Wire.encode(request(length: block.length, off: offset, shortCircuit: wantLocal))
         let (ch, resp) = try pool.openStream(hp) { sock -> (StreamChannel, Proto_BlockWriteResponse) in
             var ch = StreamChannel(socket: sock, code: .writeBlock, reqId: MasterClient.newRequestId(), timeoutMs: settings.dataTimeoutMs)
@@ -388,7 +450,13 @@ final class RemoteBlockWriter: BlockWriter {
         var fd: Int32? = nil
         if wantLocal, resp.hasPath, !resp.path.isEmpty {
             let f = open(resp.path, O_WRONLY | O_CLOEXEC)
-            if f >= 0 { fd = f }
+            if f < 0 {
+                // Granted but not openable here: the worker's stream has no file for
+                // Running frames, so reopen it as a remote stream.
+                ch.socket.close()
+                return try openStream(w, offset: offset, allowLocal: false)
+            }
+            fd = f
         }
         channels.append((ch, w, fd))
     }
@@ -419,14 +487,24 @@ final class RemoteBlockWriter: BlockWriter {
                 h.isLast = false
                 seekHeader = Wire.encode(h)
             }
+            // Pipelined like reads: up to `writePipelineDepth` chunks go out before their
+            // acknowledgements are read (the worker handles a connection's frames in
+            // order and acknowledges each one). The acknowledgements are tiny, so the
+            // worker never blocks on them while we send. The call returns once every
+            // chunk is acknowledged, as before, so errors still belong to this write.
+            let depth = max(1, settings.writePipelineDepth)
+            var pending: [Int32] = []
+            pending.reserveCapacity(depth)
             var done = 0
             while done < bytes.count {
                 let n = min(settings.writeChunkSize, bytes.count - done)
-                _ = try channels[i].0.exchange(.running, header: seekHeader,
-                                               data: UnsafeRawBufferPointer(rebasing: bytes[done..<(done + n)]))
+                pending.append(try channels[i].0.send(.running, header: seekHeader,
+                                                      data: UnsafeRawBufferPointer(rebasing: bytes[done..<(done + n)])))
                 seekHeader = []
                 done += n
+                if pending.count >= depth { _ = try channels[i].0.receive(seq: pending.removeFirst()) }
             }
+            for q in pending { _ = try channels[i].0.receive(seq: q) }
         }
         pos = offset + Int64(bytes.count)
     }

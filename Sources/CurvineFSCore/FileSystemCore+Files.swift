@@ -180,6 +180,7 @@ extension FileSystemCore {
                 table.invalidateStatus(ino)
             }
         }
+        releaseLocks(ino: ino, fh: fh)  // flock/OFD locks of this open file description
         let deferredPath: String? = table.lock.withLock {
             o.handles -= 1
             guard o.handles == 0, let n = table.nodeLocked(ino), n.open === o else { return nil }

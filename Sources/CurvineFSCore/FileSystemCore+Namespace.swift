@@ -34,15 +34,39 @@ extension FileSystemCore {
         return (m, env.ids.userName(ctx.uid), group)
     }
 
-    /// Records a new name (one kernel reference) and returns its entry.
-    func remembered(_ parent: UInt64, _ name: String, _ s: FileStatus) -> Entry {
+    /// Records a new name (one kernel reference) and returns its entry. `created`: the
+    /// inode was made by this call (its mtime is the parent's new mtime on the master);
+    /// otherwise (link) the parent's cached status is dropped instead of updated.
+    func remembered(_ parent: UInt64, _ name: String, _ s: FileStatus, created: Bool = true) -> Entry {
         let (ino, o): (UInt64, OpenFile?) = table.lock.withLock {
             let n = table.rememberLocked(parent: parent, name: name, status: s, lookups: 1,
                                          statusExpiresNs: expiry(statusTTL), entryExpiresNs: expiry(entryTTL))
-            table.invalidateStatusLocked(parent)  // mtime, nlink
+            if created {
+                touchDirLocked(parent, entries: 1, subdirs: s.kind == .directory ? 1 : 0,
+                               mtimeMs: s.ctimeMs > 0 ? max(s.mtimeMs, s.ctimeMs) : s.mtimeMs)
+            } else {
+                table.invalidateStatusLocked(parent)  // mtime, nlink
+            }
             return (n.ino, n.open)
         }
         return entry(s, ino: ino, open: o)
+    }
+
+    /// This mount added (`entries` 1) or removed (-1) a name in directory `dir`: applies
+    /// the change to its cached status the way the master applies it (mtime and ctime,
+    /// size = number of entries, nlink = 2 + subdirectories; SEMANTICS.md, getattr),
+    /// keeping the status's expiry. The kernel sends GETATTR for the directory after
+    /// every create, mkdir, unlink and rmdir (it drops its own copy); this answers it
+    /// without a master round trip. Changes by other clients still show once the
+    /// attribute TTL ends, as before. Without a cached status there is nothing to do.
+    func touchDirLocked(_ dir: UInt64, entries: Int64, subdirs: Int64, mtimeMs: Int64) {
+        guard let n = table.nodeLocked(dir), var s = n.status, s.kind == .directory else { return }
+        s.mtimeMs = max(s.mtimeMs, mtimeMs)
+        if s.ctimeMs > 0 { s.ctimeMs = max(s.ctimeMs, mtimeMs) }
+        s.length = max(0, s.length + entries)
+        s.childrenCount = Int32(clamping: max(0, Int64(s.childrenCount) + entries))
+        if subdirs != 0 && s.nlink >= 2 { s.nlink = UInt32(clamping: max(2, Int64(s.nlink) + subdirs)) }
+        n.status = s
     }
 
     public func mkdir(parent: UInt64, name: String, mode: UInt32, ctx: RequestContext) throws -> Entry {
@@ -87,7 +111,7 @@ extension FileSystemCore {
         try open?.writer?.flush()
         try fsTry { try client.link(src, to: dst) }
         let ns = try fsTry { try client.fileStatus(dst) }
-        let e = remembered(newParent, newName, ns)
+        let e = remembered(newParent, newName, ns, created: false)
         table.lock.withLock { table.setStatusLocked(ino, ns, expiresNs: expiry(statusTTL)) }
         return e
     }
@@ -103,7 +127,7 @@ extension FileSystemCore {
         let ino = table.ino(forId: s.id)
         if try hideIfOpen(parent: parent, parentPath: pp, name: name, ino: ino) != nil { return }
         try fsTry { try client.delete(path, recursive: false) }
-        forgetName(parent, name, ino: ino)
+        forgetName(parent, name, ino: ino, removed: .file)
     }
 
     /// An inode with open handles loses its name by a rename to a hidden name in the same
@@ -145,8 +169,10 @@ extension FileSystemCore {
         }
     }
 
-    /// After a name was removed on the master.
-    func forgetName(_ parent: UInt64, _ name: String, ino: UInt64) {
+    /// After a name was removed on the master. `removed`: what unlink/rmdir just deleted
+    /// (the parent's cached status is then updated in place, see touchDirLocked); nil
+    /// drops the parent's cached status instead.
+    func forgetName(_ parent: UInt64, _ name: String, ino: UInt64, removed: FileKind? = nil) {
         table.lock.withLock {
             if let n = table.nodeLocked(ino) {
                 table.unlinkNameLocked(n, parent: parent, name: name)
@@ -154,7 +180,11 @@ extension FileSystemCore {
             }
             let neg = negativeTTL
             table.setNegativeLocked(parent, name, expiresNs: neg > 0 ? expiry(neg) : 0)
-            table.invalidateStatusLocked(parent)
+            if let k = removed {
+                touchDirLocked(parent, entries: -1, subdirs: k == .directory ? -1 : 0, mtimeMs: wallClockMs())
+            } else {
+                table.invalidateStatusLocked(parent)
+            }
         }
     }
 
@@ -171,7 +201,7 @@ extension FileSystemCore {
         let ino = table.ino(forId: s.id)
         if ino == InodeTable.rootIno { throw FSError(EBUSY, "the mount root cannot be removed") }
         try fsTry { try client.delete(path, recursive: false) }
-        forgetName(parent, name, ino: ino)
+        forgetName(parent, name, ino: ino, removed: .directory)
     }
 
     public func rename(parent: UInt64, name: String, newParent: UInt64, newName: String, flags: UInt32,

@@ -49,6 +49,8 @@ public final class FileSystemCore: @unchecked Sendable {
     private var isShutDown = false
     /// Kernel passthrough bookkeeping (FileSystemCore+Passthrough.swift).
     let passthroughState = PassthroughState()
+    /// Cluster-wide file locks held by this mount (FileSystemCore+Locks.swift).
+    let lockState = LockState()
 
     /// Resolves `config.fsPath` (creating it, with parents, when missing, as upstream).
     public init(client: CurvineFileSystem, config: CoreConfig) throws {
@@ -483,6 +485,7 @@ public final class FileSystemCore: @unchecked Sendable {
                 try? client.delete(p, recursive: false)
             }
         }
+        shutdownLocks()
         env.io.shutdown()
         env.readPool.trim()
         env.writePool.trim()

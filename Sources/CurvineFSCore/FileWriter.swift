@@ -382,7 +382,9 @@ final class FileWriter: @unchecked Sendable {
         try ensureSession()
         var off = offset
         var pos = 0
-        let chunk = max(4096, env.config.chunkSize)
+        // One BlockWriter.write per block piece (a whole write buffer, usually): the
+        // writer cuts it into wire chunks itself and pipelines them to the worker, and a
+        // short-circuit writer makes one pwrite of it instead of one per chunk.
         while pos < bytes.count {
             let bs = session!.blockSize
             let b = Int(off / bs)
@@ -391,12 +393,7 @@ final class FileWriter: @unchecked Sendable {
             let w = try streamFor(session!, block: b, at: inner)
             // streamFor may have replaced the session (hole rebuild): use the current one.
             let s = session!
-            var k = 0
-            while k < n {
-                let m = min(chunk, n - k)
-                try fsTry { try w.write(at: inner + Int64(k), UnsafeRawBufferPointer(rebasing: bytes[(pos + k)..<(pos + k + m)])) }
-                k += m
-            }
+            try fsTry { try w.write(at: inner, UnsafeRawBufferPointer(rebasing: bytes[pos..<(pos + n)])) }
             s.cur!.end = max(s.cur!.end, inner + Int64(n))
             s.unreported = true
             pos += n

@@ -2,11 +2,23 @@
 // write-buffer drains run here, off the FUSE request threads.
 import CurvineClient
 
+/// A task object the pool runs without allocating: submitting a closure allocates its
+/// context, so the read path (one prefetch task per unit) submits an object it already
+/// has (its FileReader) instead. The pool holds a strong reference until the task ran.
+protocol IOTask: AnyObject {
+    func runIOTask()
+}
+
 /// Background io threads: a FIFO of tasks. Tasks block on network I/O; none of them
 /// waits for another queued task, so the pool cannot deadlock on itself.
 final class IOThreadPool: @unchecked Sendable {
     private let cond = ConditionLock()
-    private var queue: [() -> Void] = []
+    private enum Job {
+        case closure(() -> Void)
+        case task(IOTask)
+        case taken
+    }
+    private var queue: [Job] = []
     private var head = 0
     private var stopping = false
     private var running = 0
@@ -14,6 +26,9 @@ final class IOThreadPool: @unchecked Sendable {
 
     init(threads: Int, name: String = "curvine-io") {
         self.threads = max(1, threads)
+        // Room for a burst of prefetch tasks up front, so the queue does not grow (malloc)
+        // at some read in the middle of a stream when a new high-water mark is reached.
+        queue.reserveCapacity(1024)
         for i in 0..<self.threads {
             running += 1
             startThread(name: "\(name)-\(i)") { [self] in self.loop() }
@@ -29,7 +44,20 @@ final class IOThreadPool: @unchecked Sendable {
             startThread(name: "curvine-io-late", task)
             return
         }
-        queue.append(task)
+        queue.append(.closure(task))
+        cond.signal()
+        cond.unlock()
+    }
+
+    /// Runs `task.runIOTask()` on an io thread; no allocation once the queue has grown.
+    func submit(task: IOTask) {
+        cond.lock()
+        if stopping {
+            cond.unlock()
+            startThread(name: "curvine-io-late") { task.runIOTask() }
+            return
+        }
+        queue.append(.task(task))
         cond.signal()
         cond.unlock()
     }
@@ -39,13 +67,21 @@ final class IOThreadPool: @unchecked Sendable {
         while true {
             if head < queue.count {
                 let t = queue[head]
+                queue[head] = .taken  // the queue keeps no reference to what it handed out
                 head += 1
-                if head > 1024 && head * 2 > queue.count {
+                if head == queue.count {
+                    queue.removeAll(keepingCapacity: true)
+                    head = 0
+                } else if head > 1024 && head * 2 > queue.count {
                     queue.removeFirst(head)
                     head = 0
                 }
                 cond.unlock()
-                t()
+                switch t {
+                case .closure(let f): f()
+                case .task(let o): o.runIOTask()
+                case .taken: break
+                }
                 cond.lock()
                 continue
             }

@@ -43,13 +43,21 @@
 // on close, and when the file changes in this mount (writer flush, truncate).
 // Demand reads use a pooled scratch buffer (forced: they must progress, and there are
 // at most as many as request threads). Buffers and unit objects are recycled, so a
-// steady stream of reads does not allocate.
+// steady stream of reads does not allocate — ReadAllocationTests counts mallocs around
+// 10,000 reads of each path and expects zero, in debug builds too. That rules out on
+// this path: closures that escape (a prefetch task is the FileReader itself, an
+// IOTask, not a closure), String formatting, Array/Data temporaries, and the generic
+// Collection algorithms (first(where:), contains(where:), for-in over `units`): in
+// unoptimized builds they go through Array's `read` coroutine, which mallocs its frame
+// per element, so the unit and stream lists are searched with index loops.
 //
 // # Concurrency
 //
 // One ConditionLock per handle guards the layout (block list), units and stream cache;
 // it is never held across the network. A unit is `queued` (in the io pool), `running`
-// (an io thread or a request thread fetches it), `ready` or `failed`. A request that
+// (an io thread or a request thread fetches it), `ready` or `failed`. Each queued unit
+// has one task in the io pool; a task fetches the first unit of its handle still
+// queued (there may be none left: no-op). A request that
 // needs a queued unit claims it and fetches it itself rather than wait behind other
 // files' tasks; one that needs a running unit waits for it, at most `ioTimeout`.
 // Worker streams (BlockReader, one user at a time) are checked out per use and
@@ -61,7 +69,7 @@ import Darwin
 #endif
 import CurvineClient
 
-final class FileReader: @unchecked Sendable {
+final class FileReader: IOTask, @unchecked Sendable {
     /// An immutable snapshot of the file's blocks.
     final class Layout {
         let blocks: [LocatedBlock]
@@ -104,8 +112,6 @@ final class FileReader: @unchecked Sendable {
         var pins = 0
         var served = 0
         var generation: UInt64 = 0
-        /// Identifies one use of this (recycled) object by an io task.
-        var token: UInt64 = 0
         /// Removed from `units`; recycle when unpinned and not running.
         var detached = false
     }
@@ -128,7 +134,6 @@ final class FileReader: @unchecked Sendable {
     private var refreshing = false
     private var units: [Unit] = []
     private var spareUnits: [Unit] = []
-    private var unitGen: UInt64 = 0
     private var window: Int
     private var lastEnd: Int64 = -1
     private var lastStart: Int64 = -1
@@ -142,6 +147,9 @@ final class FileReader: @unchecked Sendable {
         self.env = env
         self.open = open
         self.window = max(env.config.initialPrefetchWindow, 0)
+        // A full window of units plus stragglers, so the list never grows mid-stream.
+        units.reserveCapacity(max(env.config.maxPrefetchWindow, 0) / max(4096, env.config.prefetchUnit) + 8)
+        idle.reserveCapacity(max(1, env.config.maxStreamsPerHandle) + 1)
     }
 
     private var unitSize: Int { max(4096, env.config.prefetchUnit) }
@@ -342,7 +350,9 @@ final class FileReader: @unchecked Sendable {
     private func obtainUnitLocked(_ idx: Int64, _ lay: Layout) -> Unit? {
         let deadline = env.ioDeadline()
         while true {
-            guard let u = units.first(where: { $0.index == idx }), u.generation == lay.generation else { return nil }
+            guard let i = unitIndexLocked(idx) else { return nil }
+            let u = units[i]
+            guard u.generation == lay.generation else { return nil }
             switch u.state {
             case .ready:
                 return u
@@ -369,7 +379,11 @@ final class FileReader: @unchecked Sendable {
     }
 
     private func detachLocked(_ u: Unit) {
-        if let i = units.firstIndex(where: { $0 === u }) { units.remove(at: i) }
+        var i = 0
+        while i < units.count {
+            if units[i] === u { units.remove(at: i); break }
+            i += 1
+        }
         u.detached = true
         if u.state == .queued { u.state = .cancelled }
         if u.state == .ready, u.served < u.length {
@@ -389,7 +403,21 @@ final class FileReader: @unchecked Sendable {
     }
 
     private func dropUnitsLocked(_ which: (Unit) -> Bool) {
-        for u in units where which(u) { detachLocked(u) }
+        var i = 0
+        while i < units.count {
+            let u = units[i]
+            if which(u) { detachLocked(u) } else { i += 1 }  // detachLocked removes units[i]
+        }
+    }
+
+    /// Index in `units` of the unit numbered `idx` (an index loop: see "Memory").
+    private func unitIndexLocked(_ idx: Int64) -> Int? {
+        var i = 0
+        while i < units.count {
+            if units[i].index == idx { return i }
+            i += 1
+        }
+        return nil
     }
 
     /// Queues the units in [from, from + window) that are missing.
@@ -398,10 +426,15 @@ final class FileReader: @unchecked Sendable {
         let us = Int64(unitSize)
         let target = min(lay.length, from + Int64(window))
         var idx = from / us
-        var ahead = units.contains { $0.offset >= from }
+        var ahead = false
+        var i = 0
+        while i < units.count {
+            if units[i].offset >= from { ahead = true; break }
+            i += 1
+        }
         while idx * us < target {
             defer { idx += 1 }
-            if units.contains(where: { $0.index == idx }) { continue }
+            if unitIndexLocked(idx) != nil { continue }
             let off = idx * us
             if let bi = lay.blockIndex(off), localBlocks.contains(bi),
                lay.starts[bi] + lay.blocks[bi].length >= min(off + us, lay.length) { continue }
@@ -409,24 +442,25 @@ final class FileReader: @unchecked Sendable {
             guard let buf = env.readPool.acquire(len, force: !ahead) else { break }
             ahead = true
             let u = spareUnits.popLast() ?? Unit()
-            unitGen &+= 1
             u.index = idx; u.offset = off; u.length = len; u.buf = buf
             u.state = .queued; u.error = nil; u.pins = 0; u.served = 0
             u.generation = lay.generation; u.detached = false
-            u.token = unitGen
             units.append(u)
-            let token = unitGen
-            env.io.submit { [self] in self.runQueued(u, token: token, lay) }
+            env.io.submit(task: self)
         }
     }
 
-    /// io thread: fetch a unit unless it was claimed, dropped or recycled meanwhile.
-    private func runQueued(_ u: Unit, token: UInt64, _ lay: Layout) {
+    /// io thread: fetch the first unit still queued (one task per queued unit; a request
+    /// may have claimed it or a seek dropped it meanwhile, then there is nothing to do).
+    func runIOTask() {
         cond.lock()
-        guard u.token == token, u.state == .queued, !u.detached else {
+        var i = 0
+        while i < units.count, units[i].state != .queued { i += 1 }
+        guard i < units.count, let lay = layout, units[i].generation == lay.generation else {
             cond.unlock()
             return
         }
+        let u = units[i]
         u.state = .running
         let job = (u.offset, u.buf!.base, u.length)
         cond.unlock()
@@ -500,8 +534,10 @@ final class FileReader: @unchecked Sendable {
 
     private func checkout(_ lay: Layout, _ bi: Int, at inner: Int64) throws -> Stream {
         let found: Stream? = cond.withLock {
-            if let i = idle.lastIndex(where: { $0.block == bi && $0.layoutGen == lay.generation }) {
-                return idle.remove(at: i)
+            var i = idle.count - 1  // an index loop: see "Memory"
+            while i >= 0 {
+                if idle[i].block == bi && idle[i].layoutGen == lay.generation { return idle.remove(at: i) }
+                i -= 1
             }
             return nil
         }

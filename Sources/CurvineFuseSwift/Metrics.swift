@@ -142,6 +142,7 @@ public final class Metrics: @unchecked Sendable {
     private var requestFamilies: (inflight: Gauge, readBytes: Counter, writeBytes: Counter)?
     private var lastBytes: (read: UInt64, write: UInt64) = (0, 0)
     private let gauges: [String: Gauge]
+    private var rpcCounters: [Int8: (Counter, UInt64)] = [:]
     private let coreCounterSeries: [String: Counter]
 
     private static func d(_ name: String, _ help: String) -> MetricNameDescriptor {
@@ -362,6 +363,14 @@ public final class Metrics: @unchecked Sendable {
                 ("node_cache|getattr|hit", cs.attrHit),
                 ("node_cache|getattr|miss", cs.attrMiss),
             ]
+            // Master RPCs by code (process-wide, MasterClient counts them).
+            for (code, n) in MasterClient.rpcCounts() {
+                let (c, last) = rpcCounters[code.rawValue] ?? (registry.makeCounter(
+                    descriptor: Self.d("curvine_client_master_rpcs_total", "Master RPCs sent by this process, by RPC code name."),
+                    labels: [("code", "\(code)")]), 0)
+                if n > last { c.increment(by: Int64(n - last)) }
+                rpcCounters[code.rawValue] = (c, max(n, last))
+            }
             // The cores count since mount; the registry's counters only go up, so add the
             // difference since the last scrape.
             for (key, v) in counters {

@@ -28,6 +28,7 @@ public struct MountRunner {
         for s in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&sigs, s) }
         pthread_sigmask(SIG_BLOCK, &sigs, nil)
         signal(SIGPIPE, SIG_IGN)
+        raiseDescriptorLimit()
 
         let mounts = settings.mountPoints
         for m in mounts {
@@ -85,6 +86,7 @@ public struct MountRunner {
                 return 1
             }
             Log.info("mounted \(f.fsPath) at \(m) (fuse.curvinefs, options \(opts.joined(separator: ",")))")
+            Readahead.apply(mountPoint: m, kb: f.maxReadaheadKb ?? Readahead.defaultKb)  // BDI read_ahead_kb, once INIT is done
             sessions.append((s, ctx, m))
         }
 
@@ -162,10 +164,26 @@ public struct MountRunner {
             congestion_threshold: UInt32(f.congestionThreshold),
             enable_splice: f.enableSplice ? 1 : 0,
             writeback_cache: f.writeBackCache ? 1 : 0,
-            posix_locks: 0,                 // locks are kept by the kernel locally until cluster locks land
-            flock_locks: 0,
+            posix_locks: 1,                 // POSIX/OFD locks are cluster-wide, on the master (FuseAdapter+Locks.swift)
+            flock_locks: 1,                 // so are flock locks
             time_gran_ns: 1_000_000,        // Curvine stores times in ms
             passthrough: passthroughPlan().offer ? 1 : 0)
+    }
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit. Every open file handle can hold a
+/// worker connection and a local block file, so the common soft default of 1,024 ran
+/// out near 500 open files (EMFILE surfaced as EIO); the hard limit is what the
+/// administrator allows (CONFIGURATION.md, "Resource bounds").
+func raiseDescriptorLimit() {
+    var rl = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &rl) == 0, rl.rlim_cur < rl.rlim_max else { return }
+    let old = rl.rlim_cur
+    rl.rlim_cur = rl.rlim_max == rlim_t.max ? 1 << 20 : rl.rlim_max  // RLIM_INFINITY
+    if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &rl) == 0 {
+        Log.info("descriptor limit raised from \(old) to \(rl.rlim_cur)")
+    } else {
+        Log.warn("cannot raise the descriptor limit from \(old): \(String(cString: strerror(errno))); many open files may fail with EIO")
     }
 }
 

@@ -74,32 +74,32 @@ final class Workload: @unchecked Sendable {
     var snapshot: ([Ack], [(String, String, UInt64)]) { lock.withLock { (acks, failures) } }
 }
 
-final class FailoverTests: XCTestCase {
-    /// Checks every acknowledged file through a fresh client and core.
-    func verifyAcknowledged(_ rig: CoreRig, _ acks: [Workload.Ack], file: StaticString = #filePath, line: UInt = #line) throws {
-        let client = try makeClient(clientToml(rig.cluster.masterAddresses))
-        defer { client.close() }
-        var cfg = CoreConfig()
-        cfg.blockSize = 1 << 20
-        let core = try FileSystemCore(client: client, config: cfg)
-        defer { core.shutdown() }
-        var bad = 0
-        for a in acks {
-            do {
-                let e = try core.lookup(parent: 1, name: a.name, ctx: .root)
-                let o = try core.open(ino: e.ino, flags: O_RDONLY, ctx: .root)
-                let r = ByteReplier()
-                try core.read(ino: e.ino, fh: o.fh, offset: 0, size: a.size + 10, replier: r)
-                try core.release(ino: e.ino, fh: o.fh)
-                if r.data != pattern(a.size, seed: a.seed) { bad += 1; XCTFail("\(a.name): content differs", file: file, line: line) }
-            } catch {
-                bad += 1
-                XCTFail("acknowledged file \(a.name) lost: \(error)", file: file, line: line)
-            }
-            if bad > 5 { break }
+/// Checks every acknowledged file through a fresh client and core.
+func verifyAcknowledged(_ rig: CoreRig, _ acks: [Workload.Ack], file: StaticString = #filePath, line: UInt = #line) throws {
+    let client = try makeClient(clientToml(rig.cluster.masterAddresses))
+    defer { client.close() }
+    var cfg = CoreConfig()
+    cfg.blockSize = 1 << 20
+    let core = try FileSystemCore(client: client, config: cfg)
+    defer { core.shutdown() }
+    var bad = 0
+    for a in acks {
+        do {
+            let e = try core.lookup(parent: 1, name: a.name, ctx: .root)
+            let o = try core.open(ino: e.ino, flags: O_RDONLY, ctx: .root)
+            let r = ByteReplier()
+            try core.read(ino: e.ino, fh: o.fh, offset: 0, size: a.size + 10, replier: r)
+            try core.release(ino: e.ino, fh: o.fh)
+            if r.data != pattern(a.size, seed: a.seed) { bad += 1; XCTFail("\(a.name): content differs", file: file, line: line) }
+        } catch {
+            bad += 1
+            XCTFail("acknowledged file \(a.name) lost: \(error)", file: file, line: line)
         }
+        if bad > 5 { break }
     }
+}
 
+final class FailoverTests: XCTestCase {
     func testFailoverDeathHangAndRestartDuringAWorkload() throws {
         let rig = try CoreRig(tag: "ha", workers: 1, standbyMasters: 1, syncWrites: true)
         defer { rig.stop() }
@@ -174,6 +174,84 @@ final class FailoverTests: XCTestCase {
         XCTAssertTrue(failures.isEmpty, "\(failures.count) writes failed across master restarts")
         try verifyAcknowledged(rig, acks)
         print("failover: \(rounds) master restarts, \(acks.count) acknowledged writes all present; first write after a restart: max \(String(format: "%.0f", (gaps.max() ?? 0) * 1000)) ms, mean \(String(format: "%.0f", gaps.reduce(0, +) / Double(max(1, gaps.count)) * 1000)) ms")
+    }
+}
+
+final class LostReplyTests: XCTestCase {
+    /// Replies lost after the master executed (1 in 12 requests of every kind), and
+    /// connections dropped before executing (1 in 25), while writers create files: every
+    /// call is retried with its req_id, and no acknowledged write is lost or corrupted.
+    func testLostRepliesOnEveryRpcKindDuringAWorkload() throws {
+        let seed = RelEnv.seed()
+        print("lost replies: seed \(seed)")
+        fflush(stdout)
+        let rig = try CoreRig(tag: "lost", workers: 1)
+        defer { rig.stop() }
+        final class State: @unchecked Sendable {
+            let lock = Lock()
+            var rng: SeededRNG
+            var byCode: [Int8: Int] = [:]
+            init(_ seed: UInt64) { rng = SeededRNG(seed: seed) }
+        }
+        let st = State(seed)
+        let dropped = Counter(), lost = Counter()
+        rig.cluster.masters[0].setFaultHook { f in
+            st.lock.withLock {
+                let r = Int.random(in: 0..<300, using: &st.rng)
+                if r < 25 { lost.add(); st.byCode[f.code, default: 0] += 1; return .dropAfterExecute }
+                if r < 37 { dropped.add(); return .dropBeforeExecute }
+                return .proceed
+            }
+        }
+        let load = Workload(rig: rig, threads: 2, tag: "l")
+        // Namespace mutations of every other kind, each checked: mkdir, rename, chmod,
+        // symlink, link, unlink, rmdir.
+        let nsErrors = ResultBox<[String]>()
+        nsErrors.r = .success([])
+        let nsDone = DispatchSemaphore(value: 0)
+        let running = Counter()
+        running.add()
+        let nsOps = Counter()
+        Thread {
+            var i = 0
+            let root = RequestContext.root
+            while running.value > 0 {
+                do {
+                    let d = try rig.core.mkdir(parent: 1, name: "nd\(i)", mode: 0o755, ctx: root)
+                    let f = try rig.writeFile("nf\(i)", pattern(100, seed: UInt64(i)), parent: d.ino)
+                    try rig.core.rename(parent: d.ino, name: "nf\(i)", newParent: d.ino, newName: "mv\(i)", flags: 0, ctx: root)
+                    _ = try rig.core.setattr(ino: f, changes: SetAttrChanges(mode: 0o600), ctx: root)
+                    _ = try rig.core.symlink(target: "mv\(i)", parent: d.ino, name: "sl\(i)", ctx: root)
+                    _ = try rig.core.link(ino: f, newParent: d.ino, newName: "hl\(i)", ctx: root)
+                    try rig.core.unlink(parent: d.ino, name: "hl\(i)", ctx: root)
+                    try rig.core.unlink(parent: d.ino, name: "sl\(i)", ctx: root)
+                    try rig.core.unlink(parent: d.ino, name: "mv\(i)", ctx: root)
+                    try rig.core.rmdir(parent: 1, name: "nd\(i)", ctx: root)
+                    nsOps.add(10)
+                } catch {
+                    if case .success(var l)? = nsErrors.r { l.append("round \(i): \(error)"); nsErrors.r = .success(l) }
+                }
+                i += 1
+            }
+            nsDone.signal()
+        }.start()
+        usleep(RelEnv.long ? 20_000_000 : 2_500_000)
+        running.add(-1)
+        XCTAssertEqual(nsDone.wait(timeout: .now() + 30), .success)
+        XCTAssertTrue(load.stop())
+        let nsErr = (try? nsErrors.r?.get()) ?? []
+        for e in nsErr.prefix(5) { print("lost replies: namespace op failed: \(e)") }
+        XCTAssertTrue(nsErr.isEmpty, "\(nsErr.count) namespace rounds failed with lost replies (seed \(seed))")
+        XCTAssertTrue(try rig.list().allSatisfy { !$0.hasPrefix("nd") }, "a directory of a completed round is left")
+        rig.cluster.masters[0].setFaultHook(nil)
+        let (acks, failures) = load.snapshot
+        for f in failures.prefix(8) { print("lost replies: failed op \(f.0): \(f.1)") }
+        XCTAssertTrue(failures.isEmpty, "\(failures.count) of \(acks.count + failures.count) writes failed with lost replies (seed \(seed))")
+        XCTAssertGreaterThan(acks.count, 10)
+        try verifyAcknowledged(rig, acks)
+        let kinds = st.lock.withLock { st.byCode.keys.compactMap { RpcCode(rawValue: $0).map { "\($0)" } }.sorted() }
+        print("lost replies: \(lost.value) replies lost after executing (\(kinds.joined(separator: ","))) and \(dropped.value) connections dropped before executing; \(acks.count) acknowledged writes verified, \(failures.count) failed; \(nsOps.value) namespace ops, \(nsErr.count) failed rounds")
+        faultLog.note("lost replies / dropped connections on every master RPC kind: \(lost.value + dropped.value) faults, \(acks.count) writes intact")
     }
 }
 

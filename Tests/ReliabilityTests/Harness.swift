@@ -188,6 +188,7 @@ func threadCount(_ pid: pid_t) -> Int? {
 
 /// Base class: a temp dir, a cluster, mounts; teardown stops everything, also on failure.
 class MountTestCase: XCTestCase {
+    nonisolated(unsafe) static var announced = false
     var tmp = ""
     var cluster: ClusterProcess?
     var mounts: [MountProcess] = []
@@ -200,6 +201,10 @@ class MountTestCase: XCTestCase {
               FileManager.default.isExecutableFile(atPath: RelEnv.binary("curvine-cluster")) else {
             XCTFail("no binaries in \(RelEnv.binDir): build first (swift build), or set CURVINE_BIN_DIR")
             throw XCTSkip("binaries missing")
+        }
+        if !Self.announced {
+            Self.announced = true
+            print("mount tests: binaries from \(RelEnv.binDir) (set CURVINE_BIN_DIR to use another build)")
         }
         tmp = tempDir("mnt")
         // Other users (nobody, in the permission tests) must reach the mount points.

@@ -46,7 +46,9 @@ enum Bounds {
     /// RSS under any of the loads below.
     static let loadRssMiB = 512.0
     /// Descriptors: fixed ones + 1 per open file handle + streams/connections.
-    static func fds(openFiles: Int) -> Int { 128 + openFiles + 64 }
+    /// A handle that writes and reads holds a worker connection and a block file for each
+    /// direction: up to 4 per open file.
+    static func fds(openFiles: Int) -> Int { 128 + 4 * openFiles }
     static let threads = 160
 }
 
@@ -54,22 +56,27 @@ let openManyScript = #"""
 import os, sys, time
 d, n, ready, go = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 fds = []
+t0 = time.time()
 for i in range(n):
     fd = os.open(os.path.join(d, "f%04d" % i), os.O_RDWR | os.O_CREAT, 0o644)
     os.write(fd, b"x" * 100)
     fds.append(fd)
+t1 = time.time()
 for fd in fds:
     assert os.pread(fd, 100, 0) == b"x" * 100
+t2 = time.time()
 open(ready, "w").write("ok")
+print("open+write %.1fs read %.1fs" % (t1 - t0, t2 - t1))
 t = time.time() + 60
 while not os.path.exists(go) and time.time() < t:
     time.sleep(0.02)
+t3 = time.time()
 for i, fd in enumerate(fds):
     os.close(fd)
 # every file was closed with its data
 for i in range(0, n, 37):
     assert open(os.path.join(d, "f%04d" % i), "rb").read() == b"x" * 100
-print("held=%d" % n)
+print("held=%d close %.1fs" % (n, time.time() - t3))
 """#
 
 let readersScript = #"""
@@ -157,8 +164,8 @@ final class ResourceTests: MountTestCase {
         usleep(300_000)
         let after = fdCount(m.pid) ?? -1
         XCTAssertLessThanOrEqual(after, Bounds.fds(openFiles: 0), "descriptors not released after close")
-        print(String(format: "resources: 1000 open files: %@; held: %d fds, RSS %.1f MiB; peak %d fds, RSS %.1f MiB, %d threads; after close %d fds",
-                     idle, heldFds, heldRss, peak.fds, peak.rssMiB, peak.threads, after))
+        print(String(format: "resources: 1000 open files (%@): %@; held: %d fds, RSS %.1f MiB; peak %d fds, RSS %.1f MiB, %d threads; after close %d fds",
+                     child.log.replacingOccurrences(of: "\n", with: " "), idle, heldFds, heldRss, peak.fds, peak.rssMiB, peak.threads, after))
     }
 
     func testSixtyFourConcurrentReaders() throws {

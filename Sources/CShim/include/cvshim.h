@@ -140,6 +140,11 @@ int cvfuse_allowed_cpus(void);
 /* errno read immediately after the failing call, by C, so no Swift code runs between. */
 int cvfuse_errno(void);
 
+/* 1 when the session served by the calling worker thread is ending (signal,
+ * unmount, cvfuse_exit): long waits inside a callback (SETLKW) poll it so that
+ * shutdown is not held up. 0 on threads that are not loop workers. */
+int cvfuse_current_session_exiting(void);
+
 #ifdef __cplusplus
 }
 #endif
