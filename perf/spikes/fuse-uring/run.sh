@@ -9,6 +9,9 @@
 #      COLS="classic uring pthp ours"  (pthp is built from Debian's fuse3 source like
 #      perf/run.sh does; ours needs .build-perf/release/curvine-{fuse,cluster} already built)
 #      EXTRA_COLS="uring_nopin classic1"  (ablations; empty by default)
+#      BREAKDOWN=1  (per column and rep: perf sched/perf stat breakdown of one read; 0 = skip)
+# The run recorded in REPORT.md: REPS=5 RUNTIME=10 EXTRA_COLS=uring_nopin (about 21 min).
+# Output: the table on stdout; raw TSV, fio JSON and daemon logs in last-run/ (git-ignored).
 #
 # enable_uring is a global module parameter. It is set to Y only while the io_uring daemon
 # mounts and answers INIT (the kernel latches fc->io_uring at INIT), then set back to its
