@@ -10,7 +10,9 @@
 # bytes stream from the worker through the prefetcher): remount with max_readahead_kb,
 # drop the page cache, `dd bs=1M` the file RUNS times. READs and bytes come from the
 # daemon's /metrics (curvine_fuse_requests_total{op="read"}, curvine_fuse_io_bytes_total
-# {io_type="read"}), the BDI value from sysfs. Prints a markdown table; stops and
+# {io_type="read"}), the BDI value from sysfs, CPU time and minor faults of the daemon (/proc/<pid>/stat)
+# and of dd (/usr/bin/time: its sys time includes the kernel's FUSE copy). On a shared
+# machine the CPU columns are steadier than MB/s. Prints a markdown table; stops and
 # unmounts everything on exit.
 set -u
 BIN=${1:-.build/release}
@@ -62,6 +64,12 @@ stop_fuse() {
   kill "$FUSE_PID" 2>/dev/null; wait "$FUSE_PID" 2>/dev/null; FUSE_PID=""
   grep -q " $MNT " /proc/mounts && { fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT"; }
 }
+cpu_ticks() {  # utime + stime of the daemon (all threads), clock ticks
+  awk '{ print $14 + $15 }' "/proc/$FUSE_PID/stat"
+}
+minflt() {  # minor page faults of the daemon
+  awk '{ print $10 }' "/proc/$FUSE_PID/stat"
+}
 metric() {  # $1 = exact series name with labels
   curl -s "http://127.0.0.1:$PORT/metrics" | awk -v k="$1" '$1 == k { print $2 }' | head -n 1
 }
@@ -81,19 +89,26 @@ start_fuse "$(conf 1024 true)"
 dd if=/dev/zero of="$MNT/f" bs=1M count="$SIZE_MIB" conv=fsync status=none || { echo "write failed" >&2; exit 1; }
 stop_fuse
 
-echo "| data path | read_ahead_kb (BDI) | READs per GiB | mean READ size | dd bs=1M MB/s, median of $RUNS | best | runs |"
-echo "|---|---|---|---|---|---|---|"
+TICK=$(getconf CLK_TCK)
+echo "| data path | read_ahead_kb (BDI) | READs per GiB | mean READ size | dd bs=1M MB/s, median of $RUNS | best | daemon CPU s/GiB | daemon page faults/GiB | dd CPU s/GiB | runs MB/s |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for path in local tcp; do
   sc=true; [ $path = tcp ] && sc=false
   for ra in $RA_LIST; do
     start_fuse "$(conf $ra $sc)"
     dev=$(awk -v m="$MNT" '$5 == m { print $3 }' /proc/self/mountinfo)
     bdi=$(cat "/sys/class/bdi/$dev/read_ahead_kb" 2>/dev/null || echo "?")
-    speeds=() reqs=0 bytes=0
+    speeds=() reqs=0 bytes=0 dcpu=0 ddcpu=0 flt=0
     for _ in $(seq "$RUNS"); do
       sync; echo 3 >/proc/sys/vm/drop_caches
       r0=$(metric 'curvine_fuse_requests_total{op="read"}'); b0=$(metric 'curvine_fuse_io_bytes_total{io_type="read"}')
-      out=$(dd if="$MNT/f" of=/dev/null bs=1M 2>&1 | tail -n 1)
+      c0=$(cpu_ticks); f0=$(minflt)
+      out=$(/usr/bin/time -f "cpu %S %U" dd if="$MNT/f" of=/dev/null bs=1M 2>&1)
+      c1=$(cpu_ticks); f1=$(minflt)
+      flt=$((flt + f1 - f0))
+      dcpu=$((dcpu + c1 - c0))
+      ddcpu=$(echo "$out" | awk -v a="$ddcpu" '/^cpu / { a += $2 + $3 } END { print a }')
+      out=$(echo "$out" | grep copied)
       r1=$(metric 'curvine_fuse_requests_total{op="read"}'); b1=$(metric 'curvine_fuse_io_bytes_total{io_type="read"}')
       reqs=$((reqs + ${r1:-0} - ${r0:-0})); bytes=$((bytes + ${b1:-0} - ${b0:-0}))
       # "1073741824 bytes (1.1 GB, 1.0 GiB) copied, 0.9 s, 1.2 GB/s" -> MB/s
@@ -104,7 +119,10 @@ for path in local tcp; do
     per_gib=$(awk -v r="$reqs" -v n="$RUNS" -v s="$SIZE_MIB" 'BEGIN { printf "%.0f", r / n * 1024 / s }')
     mean=$(awk -v r="$reqs" -v b="$bytes" 'BEGIN { if (r > 0) printf "%.0f KiB", b / r / 1024; else print "n/a" }')
     best=$(printf '%s\n' "${speeds[@]}" | sort -n | tail -n 1)
-    echo "| $path | $ra ($bdi) | $per_gib | $mean | $med | $best | ${speeds[*]} |"
+    dper=$(awk -v c="$dcpu" -v t="$TICK" -v n="$RUNS" -v s="$SIZE_MIB" 'BEGIN { printf "%.2f", c / t / n * 1024 / s }')
+    ddper=$(awk -v c="$ddcpu" -v n="$RUNS" -v s="$SIZE_MIB" 'BEGIN { printf "%.2f", c / n * 1024 / s }')
+    fper=$(awk -v f="$flt" -v n="$RUNS" -v s="$SIZE_MIB" 'BEGIN { printf "%.0f", f / n * 1024 / s }')
+    echo "| $path | $ra ($bdi) | $per_gib | $mean | $med | $best | $dper | $fper | $ddper | ${speeds[*]} |"
     stop_fuse
   done
 done

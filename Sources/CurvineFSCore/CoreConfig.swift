@@ -25,6 +25,12 @@ public struct CoreConfig: Sendable {
     public var checkPermission: Bool = true
     /// Entries per ListOptions page (list_limit). A directory handle holds one page.
     public var listLimit: Int = 1000
+    /// Stat-ahead (InodeTable.swift): entries fetched per listing page when lookups in one
+    /// directory miss in increasing name order; 0 turns it off. An entry answers a later
+    /// lookup miss of its name within the status TTL, as a lookup at listing time would.
+    public var statAheadPage: Int = 1000
+    /// Lookup misses in increasing name order, in one directory, before a page is fetched.
+    public var statAheadStreak: Int = 4
     /// Keep statuses and negative entries in user space for `metaCacheTTL` instead of
     /// `attrTimeout`/`negativeTimeout` (enable_meta_cache). Staleness across clients
     /// grows to that TTL; local changes always update the cache.
@@ -49,9 +55,12 @@ public struct CoreConfig: Sendable {
     /// kernel sends (max_pages 256 × 4 KiB), aligned, so a read is served from one buffer
     /// without copying (a 128 KiB readahead read never straddles two units either).
     public var prefetchUnit: Int = 1 << 20
-    /// Reads within this distance behind the furthest read still count as sequential:
-    /// kernel async readahead issues reads out of order (mountpoint-s3 uses 1 MiB,
-    /// "large enough to tolerate a single out-of-order Linux readahead").
+    /// Reads ending within this distance behind the furthest read still count as
+    /// sequential: kernel async readahead issues reads out of order (mountpoint-s3 uses
+    /// 1 MiB, "large enough to tolerate a single out-of-order Linux readahead" of the
+    /// default 128 KiB). Requests of one readahead window are served by several threads
+    /// and reach the core up to ~2 windows out of order, so the mount sets it to
+    /// 2 × read_ahead_kb + 1 MiB (Readahead.swift).
     public var maxBackwardSeek: Int = 1 << 20
     /// Worker streams one open file may use at once (prefetch + demand reads).
     public var maxStreamsPerHandle: Int = 4

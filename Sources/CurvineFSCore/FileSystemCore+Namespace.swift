@@ -66,7 +66,7 @@ extension FileSystemCore {
         s.length = max(0, s.length + entries)
         s.childrenCount = Int32(clamping: max(0, Int64(s.childrenCount) + entries))
         if subdirs != 0 && s.nlink >= 2 { s.nlink = UInt32(clamping: max(2, Int64(s.nlink) + subdirs)) }
-        n.status = s
+        table.setStatusLocked(dir, s, expiresNs: n.statusExpiresNs)
     }
 
     public func mkdir(parent: UInt64, name: String, mode: UInt32, ctx: RequestContext) throws -> Entry {

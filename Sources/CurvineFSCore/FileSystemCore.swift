@@ -258,18 +258,20 @@ public final class FileSystemCore: @unchecked Sendable {
         guard ps.kind == .directory else { throw FSError(ENOTDIR, "\(ps.path) is not a directory") }
         try require(accessX, ps, ctx, "search \(ps.path)")
         let now = monotonicNs()
-        enum Cached { case hit(UInt64, FileStatus, OpenFile?), negative, miss(String) }
+        enum Cached { case hit(UInt64, FileStatus, OpenFile?), negative, ahead(FileStatus), miss(String, String) }
         let c: Cached = try table.lock.withLock {
             if let n = table.cachedChildLocked(parent, name, now: now), let s = n.status {
                 n.lookups += 1
                 return .hit(n.ino, s, n.open)
             }
             if table.isNegativeLocked(parent, name, now: now) { return .negative }
+            if let s = table.takeAheadLocked(parent, name, now: now) { return .ahead(s) }
             guard let pn = table.nodeLocked(parent), let pp = table.pathLocked(pn) else {
                 throw FSError(ESTALE, "inode \(parent) is not known")
             }
-            return .miss(table.childPath(pp, name))
+            return .miss(table.childPath(pp, name), pp)
         }
+        let s: FileStatus
         switch c {
         case .hit(let ino, let s, let o):
             env.cacheStats.lookupHit.add()
@@ -277,9 +279,11 @@ public final class FileSystemCore: @unchecked Sendable {
         case .negative:
             env.cacheStats.lookupNegative.add()
             return try negativeEntryOrThrow(name)
-        case .miss(let path):
+        case .ahead(let a):
+            env.cacheStats.lookupHit.add()
+            s = a
+        case .miss(let path, let parentPath):
             env.cacheStats.lookupMiss.add()
-            let s: FileStatus
             do {
                 s = try client.fileStatus(path)
             } catch let e as CurvineError where e.errno == ENOENT {
@@ -289,12 +293,39 @@ public final class FileSystemCore: @unchecked Sendable {
             } catch {
                 throw FSError(any: error)
             }
-            let (ino, o): (UInt64, OpenFile?) = table.lock.withLock {
+            // Only names that exist count towards a scan (a run of creates looks up
+            // names that do not exist yet, in order too).
+            let (ino, o, token): (UInt64, OpenFile?, UInt64?) = table.lock.withLock {
                 let n = table.rememberLocked(parent: parent, name: name, status: s, lookups: 1,
                                              statusExpiresNs: expiry(statusTTL), entryExpiresNs: expiry(entryTTL))
-                return (n.ino, n.open)
+                let t = config.statAheadPage > 0 && !name.hasPrefix(hiddenNamePrefix)
+                    ? table.aheadNoteMissLocked(parent, name, streak: config.statAheadStreak) : nil
+                return (n.ino, n.open, t)
             }
+            if let t = token { statAhead(parent: parent, parentPath: parentPath, after: name, token: t) }
             return entry(s, ino: ino, open: o)
+        }
+        let (ino, o): (UInt64, OpenFile?) = table.lock.withLock {
+            let n = table.rememberLocked(parent: parent, name: name, status: s, lookups: 1,
+                                         statusExpiresNs: expiry(statusTTL), entryExpiresNs: expiry(entryTTL))
+            return (n.ino, n.open)
+        }
+        return entry(s, ino: ino, open: o)
+    }
+
+    /// Fetches, on an io thread, the listing page of `parentPath` after `after` for the
+    /// stat-ahead cache (InodeTable, "stat-ahead"). Failures only cost the cache.
+    func statAhead(parent: UInt64, parentPath: String, after: String, token: UInt64) {
+        let ttl = statusTTL
+        let limit = config.statAheadPage
+        env.io.submit { [self] in
+            let start = monotonicNs()
+            let page = (try? client.listPage(parentPath, startAfter: after, limit: limit))?
+                .filter { !$0.name.hasPrefix(hiddenNamePrefix) }
+            let exp = ttl <= 0 ? 0 : start + UInt64(ttl * 1e9)
+            table.lock.withLock {
+                table.aheadFinishLocked(parent, token: token, page: page, expiresNs: exp, now: monotonicNs())
+            }
         }
     }
 

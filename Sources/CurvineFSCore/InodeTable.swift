@@ -127,6 +127,15 @@ final class InodeTable: @unchecked Sendable {
     private var nodes: [UInt64: Node] = [:]
     private var syntheticInos: [Int64: UInt64] = [:]
     private var nextSynthetic = InodeTable.firstSyntheticIno
+    /// Stat-ahead state (see "stat-ahead" below).
+    private var ahead: [UInt64: AheadDir] = [:]
+    private var aheadById: [Int64: (parent: UInt64, key: NameKey)] = [:]
+    private var aheadCount = 0
+    private var listingsInFlight = 0
+    private var changeSeq: UInt64 = 0
+    private var changeLogFloor: UInt64 = 0
+    private var changedNames: [(seq: UInt64, parent: UInt64, key: NameKey)] = []
+    private var changedIds: [(seq: UInt64, id: Int64)] = []
 
     init(rootPath: String, rootStatus: FileStatus) {
         self.rootPath = rootPath
@@ -211,6 +220,7 @@ final class InodeTable: @unchecked Sendable {
                         statusExpiresNs: UInt64, entryExpiresNs: UInt64) -> Node {
         let ino = inoLocked(forId: status.id)
         let key = NameKey(name)
+        aheadNameChangedLocked(parent, key)
         let p = nodes[parent]
         p?.negatives.removeValue(forKey: key)
         // A different inode previously cached under this name: that dentry is gone.
@@ -265,6 +275,8 @@ final class InodeTable: @unchecked Sendable {
     /// The dentry `name` in `parent` no longer names `n` (unlink, rename away, replaced).
     func unlinkNameLocked(_ n: Node, parent: UInt64, name: String) {
         let key = NameKey(name)
+        aheadNameChangedLocked(parent, key)
+        aheadIdChangedLocked(n.id)
         if let p = nodes[parent], p.children[key]?.ino == n.ino { p.children.removeValue(forKey: key) }
         if let i = n.aliases.firstIndex(where: { $0.parent == parent && NameKey($0.name) == key }) {
             n.aliases.remove(at: i)
@@ -281,15 +293,20 @@ final class InodeTable: @unchecked Sendable {
 
     func setStatusLocked(_ ino: UInt64, _ status: FileStatus, expiresNs: UInt64) {
         guard let n = nodes[ino] else { return }
+        aheadIdChangedLocked(n.id)
         n.status = status
         n.statusExpiresNs = expiresNs
     }
 
     func invalidateStatus(_ ino: UInt64) {
-        lock.withLock { nodes[ino]?.statusExpiresNs = 0 }
+        lock.withLock { invalidateStatusLocked(ino) }
     }
 
-    func invalidateStatusLocked(_ ino: UInt64) { nodes[ino]?.statusExpiresNs = 0 }
+    func invalidateStatusLocked(_ ino: UInt64) {
+        guard let n = nodes[ino] else { return }
+        aheadIdChangedLocked(n.id)
+        n.statusExpiresNs = 0
+    }
 
     /// Fresh dentry + status for `name` in `parent`: (node, status) or nil.
     func cachedChildLocked(_ parent: UInt64, _ name: String, now: UInt64) -> Node? {
@@ -312,8 +329,9 @@ final class InodeTable: @unchecked Sendable {
     }
 
     func setNegativeLocked(_ parent: UInt64, _ name: String, expiresNs: UInt64) {
-        guard let p = nodes[parent] else { return }
         let key = NameKey(name)
+        aheadNameChangedLocked(parent, key)
+        guard let p = nodes[parent] else { return }
         if let c = p.children[key], let n = nodes[c.ino] { unlinkNameLocked(n, parent: parent, name: name) }
         p.children.removeValue(forKey: key)
         if expiresNs > 0 {
@@ -336,7 +354,10 @@ final class InodeTable: @unchecked Sendable {
     func renameLocked(_ parent: UInt64, _ name: String, _ newParent: UInt64, _ newName: String, now: UInt64,
                       entryExpiresNs: UInt64, ino: UInt64? = nil) {
         let key = NameKey(name), newKey = NameKey(newName)
+        aheadNameChangedLocked(parent, key)
+        aheadNameChangedLocked(newParent, newKey)
         let moving = ino.flatMap { nodes[$0] } ?? nodes[parent]?.children[key].flatMap { nodes[$0.ino] }
+        if let m = moving { aheadIdChangedLocked(m.id) }
         if let dst = nodes[newParent]?.children[newKey], dst.ino != moving?.ino, let dn = nodes[dst.ino] {
             unlinkNameLocked(dn, parent: newParent, name: newName)
         }
@@ -370,8 +391,12 @@ final class InodeTable: @unchecked Sendable {
     func exchangeLocked(_ p1: UInt64, _ n1: String, _ p2: UInt64, _ n2: String, entryExpiresNs: UInt64,
                         ino1: UInt64? = nil, ino2: UInt64? = nil) {
         let k1 = NameKey(n1), k2 = NameKey(n2)
+        aheadNameChangedLocked(p1, k1)
+        aheadNameChangedLocked(p2, k2)
         let a = ino1.flatMap { nodes[$0] } ?? nodes[p1]?.children[k1].flatMap { nodes[$0.ino] }
         let b = ino2.flatMap { nodes[$0] } ?? nodes[p2]?.children[k2].flatMap { nodes[$0.ino] }
+        if let a { aheadIdChangedLocked(a.id) }
+        if let b { aheadIdChangedLocked(b.id) }
         nodes[p1]?.children.removeValue(forKey: k1)
         nodes[p2]?.children.removeValue(forKey: k2)
         // Pin both parents so neither goes away between the two moves.
@@ -387,6 +412,145 @@ final class InodeTable: @unchecked Sendable {
             guard let pn = nodes[p] else { continue }
             pn.childRefs -= 1
             maybeRemoveLocked(pn)
+        }
+    }
+
+    // MARK: stat-ahead
+    //
+    // A scan of a directory in name order (ls -l, find, rm -r, a loop over files in
+    // order) costs one master round trip per lookup. When lookups in one directory miss
+    // the caches in increasing name order, the core fetches the next page of the
+    // directory listing (ListOptions, which carries full statuses) in the background and
+    // keeps its entries here; a later lookup miss of one of those names is answered from
+    // it instead of from FileStatus. An entry is exactly what a lookup at listing time
+    // would have returned, and it is used only until the status TTL after the listing
+    // (the staleness the status cache already allows), never for a negative answer.
+    //
+    // Local changes win: any change this mount makes to a name (create, unlink, rename,
+    // a fresh lookup) or to an inode's status (setattr, write, flush, xattr, link) drops
+    // its entry, and a page whose listing was in flight during such a change skips the
+    // names and inodes changed meanwhile (a small change log kept only while a listing
+    // runs; if it overflows, the page is dropped). Names with hard links (nlink > 1) are
+    // never kept: a change under another name would not find them.
+
+    final class AheadDir {
+        var entries: [NameKey: (status: FileStatus, expiresNs: UInt64)] = [:]
+        var lastMiss: String = ""
+        var streak = 0
+        var inFlight = false
+    }
+
+    /// Most stat-ahead entries kept at once (all directories); past it no page is fetched.
+    static let aheadMaxEntries = 16_384
+    /// Change-log length past which pages in flight are dropped instead of filtered.
+    private static let changeLogMax = 16_384
+
+    @inline(__always) private func aheadNameChangedLocked(_ parent: UInt64, _ key: NameKey) {
+        if aheadCount > 0, let d = ahead[parent], let e = d.entries.removeValue(forKey: key) {
+            aheadCount -= 1
+            if let r = aheadById[e.status.id], r.parent == parent, r.key == key { aheadById.removeValue(forKey: e.status.id) }
+        }
+        if listingsInFlight > 0 {
+            changeSeq &+= 1
+            changedNames.append((changeSeq, parent, key))
+            trimChangeLogLocked()
+        }
+    }
+
+    @inline(__always) private func aheadIdChangedLocked(_ id: Int64) {
+        if aheadCount > 0, let r = aheadById.removeValue(forKey: id), let d = ahead[r.parent],
+           d.entries.removeValue(forKey: r.key) != nil {
+            aheadCount -= 1
+        }
+        if listingsInFlight > 0 {
+            changeSeq &+= 1
+            changedIds.append((changeSeq, id))
+            trimChangeLogLocked()
+        }
+    }
+
+    private func trimChangeLogLocked() {
+        if changedNames.count + changedIds.count > Self.changeLogMax {
+            changedNames.removeAll(keepingCapacity: true)
+            changedIds.removeAll(keepingCapacity: true)
+            changeLogFloor = changeSeq
+        }
+    }
+
+    /// The stat-ahead status of `name` in `parent`, if one is kept and fresh (taken: the
+    /// caller remembers it as a looked-up node).
+    func takeAheadLocked(_ parent: UInt64, _ name: String, now: UInt64) -> FileStatus? {
+        guard aheadCount > 0, let d = ahead[parent] else { return nil }
+        let key = NameKey(name)
+        guard let e = d.entries.removeValue(forKey: key) else { return nil }
+        aheadCount -= 1
+        if let r = aheadById[e.status.id], r.parent == parent, r.key == key { aheadById.removeValue(forKey: e.status.id) }
+        return e.expiresNs > now ? e.status : nil
+    }
+
+    /// Notes a lookup miss of `name` in `parent`. Returns a token when the caller should
+    /// fetch the listing page after `name` (then call `aheadFinishLocked` with it, also
+    /// on failure): after `streak` misses in increasing name order, none in flight for
+    /// the directory, and room for more entries.
+    func aheadNoteMissLocked(_ parent: UInt64, _ name: String, streak: Int) -> UInt64? {
+        let d: AheadDir
+        if let x = ahead[parent] {
+            d = x
+        } else {
+            if ahead.count >= 1024 {  // forget idle directories
+                for (k, v) in ahead where v.entries.isEmpty && !v.inFlight { ahead.removeValue(forKey: k) }
+                if ahead.count >= 1024 { return nil }
+            }
+            d = AheadDir()
+            ahead[parent] = d
+        }
+        if name.utf8.lexicographicallyPrecedes(d.lastMiss.utf8) || name == d.lastMiss { d.streak = 1 } else { d.streak += 1 }
+        d.lastMiss = name
+        guard d.streak >= streak, !d.inFlight, aheadCount < Self.aheadMaxEntries else { return nil }
+        d.inFlight = true
+        d.streak = 0
+        listingsInFlight += 1
+        return changeSeq
+    }
+
+    /// Ends a listing started by `aheadNoteMissLocked` (`token`): keeps the entries of
+    /// `page` (nil: the listing failed) that no local change touched meanwhile.
+    func aheadFinishLocked(_ parent: UInt64, token: UInt64, page: [FileStatus]?, expiresNs: UInt64, now: UInt64) {
+        listingsInFlight -= 1
+        defer {
+            if listingsInFlight == 0 {
+                changedNames.removeAll(keepingCapacity: true)
+                changedIds.removeAll(keepingCapacity: true)
+                changeLogFloor = changeSeq
+            }
+        }
+        guard let d = ahead[parent] else { return }
+        d.inFlight = false
+        guard let page, !page.isEmpty, token >= changeLogFloor, nodes[parent] != nil else { return }
+        var names = Set<NameKey>()
+        var ids = Set<Int64>()
+        for c in changedNames where c.seq > token && c.parent == parent { names.insert(c.key) }
+        for c in changedIds where c.seq > token { ids.insert(c.id) }
+        // Expired entries of earlier pages make room first.
+        if !d.entries.isEmpty {
+            for (k, e) in d.entries where e.expiresNs <= now {
+                d.entries.removeValue(forKey: k)
+                aheadCount -= 1
+                if let r = aheadById[e.status.id], r.parent == parent, r.key == k { aheadById.removeValue(forKey: e.status.id) }
+            }
+        }
+        for s in page where aheadCount < Self.aheadMaxEntries {
+            if s.nlink > 1 && s.kind != .directory { continue }
+            let key = NameKey(s.name)
+            if names.contains(key) || ids.contains(s.id) { continue }
+            // A name the table already holds fresh needs no entry (and must not get an older one).
+            if let c = nodes[parent]?.children[key], c.expiresNs > now, let n = nodes[c.ino], n.statusExpiresNs > now { continue }
+            if let old = d.entries.updateValue((s, expiresNs), forKey: key) {
+                if let r = aheadById[old.status.id], r.parent == parent, r.key == key { aheadById.removeValue(forKey: old.status.id) }
+            } else {
+                aheadCount += 1
+            }
+            aheadById[s.id] = (parent, key)
         }
     }
 

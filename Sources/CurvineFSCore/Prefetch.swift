@@ -24,9 +24,11 @@
 // most 1 MiB of extra transfer, while a long one reaches full speed within ~6 reads.
 //
 // Kernel readahead sends reads out of order (async readahead overlaps the synchronous
-// read), so staying sequential is a band, not a point: a read that starts no more than
-// `maxBackwardSeek` (1 MiB) before the furthest byte read so far, or anywhere inside
-// the current window ahead of it, keeps the stream sequential. A read outside the band
+// read, and the requests of one window are served by several worker threads), so
+// staying sequential is a band, not a point: a read that ends no more than
+// `maxBackwardSeek` (1 MiB; the mount raises it to 2 × read_ahead_kb + 1 MiB) before the
+// furthest byte read so far, or starts anywhere inside the current window (or that
+// distance) ahead of it, keeps the stream sequential. A read outside the band
 // is a seek: the window resets to its initial size, units that are no longer useful are
 // dropped (queued ones never fetched, running ones discarded when they finish), and
 // prefetch resumes only when reads look sequential again — so random reads (LMDB,
@@ -311,10 +313,13 @@ final class FileReader: IOTask, @unchecked Sendable {
     private func noteAccessLocked(offset: Int64, end: Int64) {
         let near: Bool
         if sequential {
-            // Stay sequential inside the band: a little behind (reordered readahead) or
-            // within the window ahead (readahead running ahead of the application).
-            near = offset >= lastEnd - Int64(env.config.maxBackwardSeek)
-                && offset <= lastEnd + Int64(max(window, unitSize))
+            // Stay sequential inside the band: a little behind (reordered readahead: the
+            // read ends at most maxBackwardSeek before the furthest byte, so one whole
+            // request may overtake another of any size) or ahead within the window or
+            // the reorder distance (readahead running ahead of the application).
+            let reorder = Int64(env.config.maxBackwardSeek)
+            near = end >= lastEnd - reorder
+                && offset <= lastEnd + max(Int64(max(window, unitSize)), reorder)
         } else {
             // Become sequential only on an exact continuation (or a first read at 0), so
             // random reads that happen to land close together never start prefetching.

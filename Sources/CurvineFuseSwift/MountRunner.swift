@@ -148,9 +148,11 @@ public struct MountRunner {
         c.enableMetaCache = f.enableMetaCache
         c.metaCacheTTL = Double(f.metaCacheTimeoutMs) / 1000
         if let b = f.readBufferBudget { c.readBufferBudget = Int(b) }
+        c.maxBackwardSeek = Readahead.reorderDistance(kb: f.maxReadaheadKb ?? Readahead.defaultKb)
         c.blockSize = settings.cluster.client.blockSize
         c.ioThreads = f.ioThreads
         c.umask = f.umask
+        UnstableEnv.apply(to: &c)  // UNSTABLE_CURVINE_MAX_PREFETCH_WINDOW (tuning escape hatch)
         return c
     }
 

@@ -15,10 +15,16 @@
 // Files opened in the few milliseconds before that keep 128 KiB (their readahead state
 // is set at open).
 //
-// The default, 1024 KiB, is measured (perf/results/readahead.md): it takes a 1 GiB
-// sequential read from 128 KiB READs to 1 MiB READs (8× fewer requests) with most of
-// the throughput gain; 4096 KiB gains little more and reads further past what a short
-// or random reader wants.
+// The default, 512 KiB, is measured (perf/results/readahead.md, 1 GiB dd): 4× fewer READs
+// than 128 KiB (512 KiB each), the least daemon CPU per GiB on the short-circuit path
+// and within noise of the best on the TCP path. It
+// stays below 1 MiB on purpose: libfuse splices a READ reply only when its pipe holds
+// header + payload + 3 pages, pipes cannot grow past fs.pipe-max-size (1 MiB by default)
+// without CAP_SYS_RESOURCE, and a 1 MiB reply from a short-circuit block file then goes
+// through a bounce buffer libfuse mallocs and frees per READ (263,000 page faults and 4×
+// the daemon CPU per GiB here). Where pipes may be 2 MiB, 1024 is as cheap; set it with
+// max_readahead_kb. Larger windows also need the prefetcher's reorder tolerance to grow
+// with them (reorderDistance).
 import CurvineClient
 import Foundation
 #if canImport(Glibc)
@@ -27,7 +33,15 @@ import Glibc
 
 enum Readahead {
     /// read_ahead_kb when [fuse] max_readahead_kb is not set.
-    static let defaultKb = 1024
+    static let defaultKb = 512
+
+    /// CoreConfig.maxBackwardSeek for a mount reading ahead `kb` KiB: the kernel issues a
+    /// window's requests in order, but several worker threads serve them, so they reach
+    /// the core up to about two windows (the one being read and the async one) out of
+    /// order; below that the prefetcher would take each overtaken request for a seek and
+    /// drop its window (measured: at 4096 KiB with the old 1 MiB, 40% of the prefetched
+    /// bytes were dropped and most reads went on demand).
+    static func reorderDistance(kb: Int) -> Int { 2 * max(kb, 0) * 1024 + (1 << 20) }
 
     /// Sets the mount's BDI read_ahead_kb to `kb` once the session serves (own thread).
     static func apply(mountPoint: String, kb: Int) {

@@ -8,10 +8,13 @@
 // Each pass wraps around to offset 0 (a seek: window reset, units dropped), so the
 // seek path is measured as well.
 //
-// Swift retains/releases are counted too (the runtime's instrumentation hooks) and
-// printed: tests are debug builds, where ARC traffic is far above release, so they
-// are reported, not asserted. The adapter's read callback is checked for ARC in the
-// release build instead (FuseAdapter.swift, "Hot read path").
+// Swift retain/release calls are counted too (CMallocCounter wraps swift_retain & co)
+// and printed, not asserted: debug builds make ~100–460 per read; a release build of
+// the tests (swift build -c release --build-tests -Xswiftc -enable-testing, then
+// swift test -c release ... --skip-build) measured 7.0 (short-circuit) and 6.4
+// (prefetch) per read in the core — its handle table, layout and unit objects are
+// reference-counted. The adapter's read callback itself makes none (FuseAdapter.swift,
+// "Hot read path", checked on the release binary).
 import CMallocCounter
 import CurvineClient
 import Synchronization
@@ -20,6 +23,10 @@ import XCTest
 import Glibc
 #endif
 @testable import CurvineFSCore
+
+/// Keeps `x` alive and opaque to the optimizer.
+@inline(never) @_optimize(none)
+func escape(_ x: Any?) { withExtendedLifetime(x) {} }
 
 /// A replier that neither allocates nor retains: it adds the reply size to a counter.
 struct NonAllocatingReplier: ReadReplier {
@@ -212,33 +219,30 @@ final class ReadAllocationTests: CoreTestCase {
     func report(_ name: String, _ m: Measured) {
         let n = Double(m.reads)
         print(String(format: "read-alloc %@: %d reads of 128 KiB in %.2f s: %.4f allocations/read (%llu total, %llu bytes), "
-                     + "%.1f retains/read, %.1f releases/read (debug build); %d block streams opened (%llu allocations)",
+                     + "%.1f retains/read, %.1f releases/read (%@ build); %d block streams opened (%llu allocations)",
                      name, m.reads, m.seconds, Double(m.allocations) / n, m.allocations, m.bytes,
-                     Double(m.retains) / n, Double(m.releases) / n, m.streamOpens, m.streamOpenAllocations))
+                     Double(m.retains) / n, Double(m.releases) / n, _isDebugAssertConfiguration() ? "debug" : "release",
+                     m.streamOpens, m.streamOpenAllocations))
     }
 
     /// The counter itself works (a malloc is seen), so a zero below means something.
     func testCounterSeesAllocations() {
+        final class Obj { var x = 1 }
         let a0 = cvmc_allocations()
         let p = malloc(1000)
         let q = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 4096)
-        let arr = [Int](repeating: 1, count: 100)
+        let o = Obj()
+        escape(p); escape(q); escape(o)  // the optimizer may not elide or stack-promote them
         let a1 = cvmc_allocations()
         free(p)
         q.deallocate()
-        XCTAssertEqual(arr.count, 100)
         XCTAssertGreaterThanOrEqual(a1 - a0, 3)
-        final class Obj { var x = 1 }
-        let o = Obj()
-        XCTAssertEqual(cvmc_arc_start(), 0, "the Swift runtime's retain/release hooks are available")
+        XCTAssertEqual(cvmc_arc_start(), 0)
         let r0 = cvmc_retains()
-        var keep: [Obj] = []
-        keep.reserveCapacity(4)
-        for _ in 0..<3 { keep.append(o) }
+        for _ in 0..<3 { escape(o) }
         let r1 = cvmc_retains()
         cvmc_arc_stop()
-        XCTAssertGreaterThanOrEqual(r1 - r0, 3)
-        XCTAssertEqual(keep.count, 3)
+        XCTAssertGreaterThanOrEqual(r1 - r0, 1, "retains of an object passed out")
     }
 
     /// (a) Local block: every read is a replyFile of the block file.
