@@ -24,6 +24,10 @@ public struct ClientOptions: Sendable {
     /// Defaults for new files.
     public var blockSize: Int64
     public var replicas: Int32
+    /// Running frames a block stream sends ahead of their replies (reads: chunk requests;
+    /// writes: data chunks). 1 is strict stop-and-wait, as upstream's Rust client; the
+    /// worker answers a connection's frames in order either way (PROTOCOL.md §3.2, §3.3).
+    public var streamPipelineDepth: Int = 8
 
     public init(masters: [HostPort], master: MasterClientOptions = MasterClientOptions(),
                 clientName: String = UUID().uuidString.lowercased(),
@@ -58,7 +62,9 @@ public final class CurvineClient: CurvineFileSystem, @unchecked Sendable {
         self.pool = WorkerConnectionPool(connectTimeoutMs: options.master.connectTimeoutMs)
         self.settings = StreamSettings(clientName: options.clientName, localHostname: options.hostname,
                                        shortCircuit: options.shortCircuit, readChunkSize: options.readChunkSize,
-                                       writeChunkSize: options.writeChunkSize, dataTimeoutMs: options.dataTimeoutMs)
+                                       writeChunkSize: options.writeChunkSize, dataTimeoutMs: options.dataTimeoutMs,
+                                       readPipelineDepth: max(1, options.streamPipelineDepth),
+                                       writePipelineDepth: max(1, options.streamPipelineDepth))
     }
 
     public func close() {

@@ -27,13 +27,15 @@ final class WorkerConnectionPool: @unchecked Sendable {
         return (try TCPSocket.connect(hp, timeoutMs: connectTimeoutMs), false)
     }
 
-    /// Runs `open` on a pooled connection; when that connection turns out dead (the
-    /// worker restarted since it went idle), retries once on a fresh one.
+    /// Runs `open` on a pooled connection; when the connection breaks before the Open is
+    /// answered (an idle connection the worker closed since, or a drop mid-Open), retries
+    /// once on a fresh one. Safe: a worker drops its stream handler with the connection,
+    /// so the first Open left nothing behind.
     func openStream<T>(_ hp: HostPort, _ open: (TCPSocket) throws -> T) throws -> T {
-        let (sock, reused) = try take(hp)
+        let (sock, _) = try take(hp)
         do {
             return try open(sock)
-        } catch let e as CurvineError where reused && e.source == .transport {
+        } catch let e as CurvineError where e.source == .transport {
             sock.close()
             return try open(try TCPSocket.connect(hp, timeoutMs: connectTimeoutMs))
         } catch {

@@ -41,7 +41,9 @@ public struct MountRunner {
 
         let client: CurvineClient
         do {
-            client = try CurvineClient(options: settings.cluster.clientOptions())
+            var clientOptions = settings.cluster.clientOptions()
+            UnstableEnv.apply(to: &clientOptions)  // UNSTABLE_CURVINE_STREAM_PIPELINE_DEPTH
+            client = try CurvineClient(options: clientOptions)
         } catch {
             Log.error("\(error)")
             return 1

@@ -2,6 +2,7 @@
 // UNSTABLE_CURVINE_. They are not part of the configuration surface (no TOML key, no
 // flag), may change or disappear in any release, and exist so perf/sweep.sh and field
 // debugging can try a value without a rebuild. docs/CONFIGURATION.md lists them.
+import CurvineClient
 import CurvineFSCore
 import Foundation
 
@@ -21,6 +22,21 @@ enum UnstableEnv {
         c.maxPrefetchWindow = v
         c.initialPrefetchWindow = min(c.initialPrefetchWindow, v)
         Log.info("\(maxPrefetchWindowVar)=\(raw): max prefetch window \(v) bytes (unstable setting)")
+    }
+
+    /// UNSTABLE_CURVINE_STREAM_PIPELINE_DEPTH: Running frames a worker block stream sends
+    /// ahead of their replies (ClientOptions.streamPipelineDepth, default 8); 1 is the
+    /// strict stop-and-wait of upstream's client, for a worker that mishandles pipelining.
+    static let streamPipelineDepthVar = "UNSTABLE_CURVINE_STREAM_PIPELINE_DEPTH"
+
+    static func apply(to o: inout ClientOptions, environment env: [String: String] = ProcessInfo.processInfo.environment) {
+        guard let raw = env[streamPipelineDepthVar] else { return }
+        guard let v = Int(raw.trimmingCharacters(in: .whitespaces)), v >= 1, v <= 1024 else {
+            Log.warn("\(streamPipelineDepthVar)=\(raw) is not an integer in 1...1024: ignored")
+            return
+        }
+        o.streamPipelineDepth = v
+        Log.info("\(streamPipelineDepthVar)=\(raw): block streams pipeline \(v) frame(s) (unstable setting)")
     }
 
     /// "1048576", "512K", "8M", "1G" (case-insensitive, optional "iB"/"B") -> bytes.
