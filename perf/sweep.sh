@@ -5,8 +5,8 @@
 # ([client] short_circuit = false) it measures fio's sequential read, 1 MiB, 1 job
 # (perf/fio/seq_read.fio, page cache dropped before every run) while varying one knob
 # at a time, everything else at its default:
-#   --io-threads      4 16 32        (--worker-threads fixed at 32)
-#   --worker-threads  2 8 32         (--io-threads fixed at 32; also 4 KiB random reads)
+#   --io-threads      2 4 8 16 32    (--worker-threads fixed at 8)
+#   --worker-threads  2 4 8 32       (io threads at the default; also 4 KiB random reads)
 #   UNSTABLE_CURVINE_MAX_PREFETCH_WINDOW  0 (off) 4M 16M 64M 256M
 # and writes perf/results/sweeps.md (plus sweeps.tsv with every sample).
 #
@@ -154,8 +154,8 @@ for mode in local tcp; do
   mkdir -p "$MNT/sweep"
   dd if=/dev/zero of="$MNT/sweep/seq.dat" bs=1M count="$SIZE_MB" conv=fsync status=none || { log "writing seq.dat failed"; exit 1; }
   stop_fuse
-  for n in 4 16 32; do cell io_threads "$n" "$mode" --io-threads "$n" --worker-threads 32; done
-  for n in 2 8 32; do cell worker_threads "$n" "$mode" --io-threads 32 --worker-threads "$n"; done
+  for n in 2 4 8 16 32; do cell io_threads "$n" "$mode" --io-threads "$n" --worker-threads 8; done
+  for n in 2 4 8 32; do cell worker_threads "$n" "$mode" --worker-threads "$n"; done
   for w in 0 4M 16M 64M 256M; do cell max_prefetch_window "$w" "$mode" UNSTABLE_CURVINE_MAX_PREFETCH_WINDOW="$w"; done
   start_fuse "$mode" && { rm -rf "$MNT/sweep"; stop_fuse; }
 done
@@ -172,7 +172,7 @@ out = ["# curvine-fuse sweeps: $(date +%F), kernel $(uname -r), $(nproc) CPUs$([
        "- file $SIZE_MB MiB, one 2 GiB block; seq read = fio 1 MiB, 1 job, median of $REPEAT; random 4 KiB reads $RUNTIME s;"
        " page cache dropped before every run; ours (local) = short-circuit normal path, ours (tcp) = short_circuit = false",
        "- the machine is shared and noisy: compare cells of one table, not across runs", ""]
-titles = {"io_threads": "--io-threads (worker threads 32)", "worker_threads": "--worker-threads (io threads 32)",
+titles = {"io_threads": "--io-threads (worker threads 8)", "worker_threads": "--worker-threads (io threads: the default)",
           "max_prefetch_window": "UNSTABLE_CURVINE_MAX_PREFETCH_WINDOW (0 = prefetch off; default 64M)"}
 for knob in ["io_threads", "worker_threads", "max_prefetch_window"]:
     sel = [r for r in rows if r["knob"] == knob]

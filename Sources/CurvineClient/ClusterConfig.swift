@@ -183,7 +183,12 @@ public struct FuseConf: Sendable {
     public var debug = false
     public var auditLoggingEnabled = false
     public var metricsEnabled = true
-    public var ioThreads = 32
+    /// Upstream's default is 32. Ours is 2 × CPUs within 4...32 (32 from 16 CPUs up): on
+    /// a 2-CPU node 32 io threads meant up to 32 block streams fetching at once, which
+    /// thrashed the CPUs (TCP sequential reads ran at half the speed of 4 threads;
+    /// perf/README.md, "Sweeps"); with pipelined streams a few threads keep the network busy.
+    public var ioThreads = FuseConf.defaultIoThreads
+    public static var defaultIoThreads: Int { min(32, max(4, 2 * ProcessInfo.processInfo.activeProcessorCount)) }
     /// Upstream: max(io_threads, 2 × CPUs).
     public var workerThreads: Int? = nil
     public var mntPath = "/curvine-fuse"

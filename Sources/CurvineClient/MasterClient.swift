@@ -63,10 +63,21 @@ public final class MasterClient: @unchecked Sendable {
     /// The address currently believed to be the leader.
     public var currentLeader: HostPort? { lock.withLock { leader.map { addresses[$0] } } }
 
-    /// Fresh request id: random, never -1 (reserved for heartbeats, §2.2).
+    private static let requestIdKey = UInt64.random(in: UInt64.min...UInt64.max)
+    private static let requestIdCounter = Atomic<UInt64>(0)
+
+    /// Fresh request id, never -1 (reserved for heartbeats, §2.2): a process-wide counter
+    /// plus a random per-process key, through the SplitMix64 finalizer. That mix is a
+    /// bijection, so ids never repeat within a process, and across processes they are as
+    /// unlikely to collide as independent random ids (which is what the master's retry
+    /// cache needs), without a getrandom(2) call per request.
     public static func newRequestId() -> Int64 {
         while true {
-            let id = Int64.random(in: Int64.min...Int64.max)
+            var z = requestIdCounter.wrappingAdd(1, ordering: .relaxed).newValue &+ requestIdKey
+            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+            z ^= z >> 31
+            let id = Int64(bitPattern: z)
             if id != heartbeatReqId { return id }
         }
     }

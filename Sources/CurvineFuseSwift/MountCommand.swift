@@ -18,7 +18,7 @@ public struct MountFlags: ParsableArguments {
     public var mntNumber: Int?
     @Flag(name: [.short, .long], help: "Log every request.")
     public var debug = false
-    @Option(name: .long, help: "Threads for network work (prefetch, writes). Default 32, or $CURVINE_IO_THREADS.")
+    @Option(name: .long, help: "Threads for network work (prefetch, writes). Default 2 × CPUs within 4...32, or $CURVINE_IO_THREADS.")
     public var ioThreads: Int?
     @Option(name: .long, help: "Threads reading /dev/fuse, each with its own cloned fd. Default max(io-threads, 2×CPUs), or $CURVINE_WORKER_THREADS.")
     public var workerThreads: Int?

@@ -48,7 +48,8 @@ final class ClusterConfigTests: XCTestCase {
         XCTAssertEqual(c.client.masterAddrs, [HostPort(host: "localhost", port: 8995)])
         XCTAssertEqual(c.fuse.mntPath, "/curvine-fuse")
         XCTAssertEqual(c.fuse.fsPath, "/")
-        XCTAssertEqual(c.fuse.ioThreads, 32)
+        // Upstream's 32 from 16 CPUs up; 2 × CPUs (at least 4) below (perf/README.md, "Sweeps").
+        XCTAssertEqual(c.fuse.ioThreads, min(32, max(4, 2 * ProcessInfo.processInfo.activeProcessorCount)))
         XCTAssertEqual(c.fuse.webPort, 9003)
         XCTAssertEqual(c.fuse.entryTimeoutMs, 1000)
         XCTAssertEqual(c.fuse.attrTimeoutMs, 1000)
