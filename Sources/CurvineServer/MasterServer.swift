@@ -128,18 +128,11 @@ public final class MasterServer: @unchecked Sendable {
             } catch {
                 return  // bad frame, idle timeout or reset: close
             }
-            var after = ServerFault.proceed
-            let f = lock.withLock({ fault })?(frame) ?? .proceed
-            switch f {
-            case .proceed: break
-            case .delay(let ms): sleepMs(ms)
-            case .fail(let kind, let msg):
-                if (try? sock.writeFrame(errorReply(frame, kind, msg))) == nil { return }
-                continue
-            case .dropBeforeExecute: return
-            case .dropAfterExecute: after = .dropAfterExecute
-            case .swallowReply: after = .swallowReply
-            case .corruptLength: after = f
+            let after: ServerFault
+            switch applyFaultBeforeExecute(lock.withLock({ fault })?(frame) ?? .proceed, frame, sock) {
+            case .close: return
+            case .answered: continue
+            case .execute(let a): after = a
             }
             let reply = handle(frame, clientIp: sock.peer.host)
             if after == .dropAfterExecute { return }
@@ -174,6 +167,23 @@ public final class MasterServer: @unchecked Sendable {
 /// The response status byte: the request's nibble echoed, the response nibble set.
 func replyStatus(_ request: Frame, _ r: ResponseStatus) -> UInt8 {
     (request.status & 0x0F) | (UInt8(bitPattern: r.rawValue) << 4)
+}
+
+/// What a connection loop does with a request after its fault hook spoke.
+enum FaultStep { case close, answered, execute(after: ServerFault) }
+
+/// The part of a fault that acts before the request runs (shared by master and
+/// worker loops): delay, answer with an error, or drop the connection. Returns what
+/// is left to apply after executing (.dropAfterExecute, .swallowReply, .corruptLength).
+func applyFaultBeforeExecute(_ f: ServerFault, _ frame: Frame, _ sock: TCPSocket) -> FaultStep {
+    switch f {
+    case .proceed: return .execute(after: .proceed)
+    case .delay(let ms): sleepMs(ms); return .execute(after: .proceed)
+    case .fail(let kind, let msg):
+        return (try? sock.writeFrame(errorReply(frame, kind, msg))) == nil ? .close : .answered
+    case .dropBeforeExecute: return .close
+    case .dropAfterExecute, .swallowReply, .corruptLength: return .execute(after: f)
+    }
 }
 
 func errorReply(_ request: Frame, _ kind: ErrorKind, _ message: String) -> Frame {

@@ -87,18 +87,11 @@ public final class WorkerServer: @unchecked Sendable {
             } catch {
                 return
             }
-            var after = ServerFault.proceed
-            let fault = lock.withLock({ self.fault })?(frame) ?? .proceed
-            switch fault {
-            case .proceed: break
-            case .delay(let ms): sleepMs(ms)
-            case .fail(let kind, let msg):
-                if (try? sock.writeFrame(errorReply(frame, kind, msg))) == nil { return }
-                continue
-            case .dropBeforeExecute: return
-            case .dropAfterExecute: after = .dropAfterExecute
-            case .swallowReply: after = .swallowReply
-            case .corruptLength: after = fault
+            let after: ServerFault
+            switch applyFaultBeforeExecute(lock.withLock({ self.fault })?(frame) ?? .proceed, frame, sock) {
+            case .close: return
+            case .answered: continue
+            case .execute(let a): after = a
             }
             if after == .proceed, let c = conn.fileChunk(for: frame) {
                 // A read chunk goes from the block file to the socket with sendfile(2):
