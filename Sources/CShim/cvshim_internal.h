@@ -9,6 +9,8 @@
  *   loop.c      the worker threads (cvfuse_run).
  *   negotiate.c INIT capabilities and limits (cvfuse_negotiate).
  *   numa.c      allowed CPUs, NUMA nodes, per-worker CPU sets.
+ *   handover.c  SIGUSR1 restart: pause the loop, keep the fd across exec,
+ *               adopt it in the next process and replay INIT there.
  *
  * Locks: there are none. Shared state is either written before the worker
  * threads start and read-only afterwards, or a C11 atomic, or thread-local.
@@ -31,6 +33,10 @@
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdint.h>
+
+/* Bytes of the kernel's INIT request kept for a hand-over: fuse_in_header (40)
+ * + fuse_init_in (64 in protocol 7.36+); room for a larger future init_in. */
+#define CVSHIM_INIT_REQ_MAX 256
 
 /* All shim messages go through fuse_log, so a fuse_set_log_func installed by
  * the daemon sees them too (default: stderr). `fmt` must be a literal. */
@@ -82,7 +88,30 @@ struct cvfuse_session {
     uint64_t kernel_init_flags;  /* flags | flags2 << 32 of the INIT request */
     atomic_int pt_active;
     atomic_uint pt_logged;       /* bit per failure kind already logged */
+
+    /* Hand-over (handover.c). pausing: the loop ends like an exit but the
+     * session stays mounted and usable (cvfuse_pause). init_req: the kernel's
+     * INIT request as read (header + fuse_init_in), replayed by the next
+     * process, which cannot get a second INIT from the kernel. adopted_mnt:
+     * set when this session took over an fd from an earlier process
+     * (cvfuse_adopt); libfuse then does not know the mount point, so
+     * cvfuse_unmount_and_destroy unmounts it itself. */
+    atomic_int pausing;
+    unsigned char init_req[CVSHIM_INIT_REQ_MAX];
+    atomic_size_t init_req_len;
+    char *adopted_mnt;
+    int replay_error;            /* error of the swallowed INIT reply (replay) */
 };
+
+/* 1 on a thread replaying INIT for an adopted fd: cv_writev drops its replies
+ * (the kernel answered the real INIT long ago and has no request waiting). */
+extern __thread int cvshim_tl_swallow;
+
+/* Lazy unmount of an adopted mount point (handover.c); logs failures. */
+void cvshim_unmount_adopted(const char *mountpoint);
+
+/* The loop of `s` should stop: the session exited, or a hand-over paused it. */
+int cvshim_session_ending(struct cvfuse_session *s);
 
 /* The worker running on this thread, NULL on any other thread (io.c). */
 extern __thread cvfuse_worker *cvshim_tl_worker;

@@ -128,6 +128,7 @@ static ssize_t pt_patch_open(int fd, struct iovec *iov, int count, uint32_t opco
 static _Atomic int pt_pending;   /* marked replies not yet written (all sessions) */
 
 __thread cvfuse_worker *cvshim_tl_worker;
+__thread int cvshim_tl_swallow;
 
 /* Reply-channel override for replies sent from a thread that did not receive
  * the request (cvfuse_set_reply_channel); -1: none. */
@@ -183,6 +184,10 @@ static ssize_t cv_read(int fd, void *buf, size_t len, void *userdata)
                 flags &= ~CVSHIM_PASSTHROUGH;
             w->s->kernel_init_flags = flags;
             atomic_store(&w->s->init_unique, in->unique);
+            /* Kept for a hand-over: the next process replays it (handover.c). */
+            size_t keep = (size_t)n < sizeof(w->s->init_req) ? (size_t)n : sizeof(w->s->init_req);
+            memcpy(w->s->init_req, buf, keep);
+            atomic_store(&w->s->init_req_len, keep);
             errno = err;
         }
     }
@@ -193,6 +198,19 @@ static ssize_t cv_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
     /* iov[0] is always libfuse's fuse_out_header (fuse_send_msg). The INIT
      * reply is written by the worker that read and processed INIT. */
+    if (cvshim_tl_swallow) {
+        /* Replayed INIT of an adopted fd (handover.c): the kernel has no such
+         * request; report the reply as written and keep its error. */
+        size_t total = 0;
+        for (int i = 0; i < count; i++)
+            total += iov[i].iov_len;
+        if (count >= 1 && iov[0].iov_len >= sizeof(struct fuse_out_header)) {
+            cvfuse_session *cs = cvshim_current_session();
+            if (cs)
+                cs->replay_error = ((const struct fuse_out_header *)iov[0].iov_base)->error;
+        }
+        return (ssize_t)total;
+    }
     const int ofd = out_fd(fd);
     if (count < 1 || iov[0].iov_len < sizeof(struct fuse_out_header))
         return writev(ofd, iov, count);

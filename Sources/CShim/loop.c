@@ -17,6 +17,12 @@
  *     reach another thread (fuse_set_signal_handlers -> session exit);
  *   - is optionally pinned to the CPUs of one NUMA node.
  *
+ * Pausing (handover.c): cvfuse_pause ends the loop the same way without
+ * ending the session: each worker finishes the request it is processing
+ * (every reply is sent on the thread that runs the op), no worker reads
+ * another one, and requests the kernel still holds stay queued for the next
+ * reader of the connection.
+ *
  * Ending: the session ends on unmount (every reader, clones included, gets
  * ENODEV and libfuse calls fuse_session_exit), on a signal, on cvfuse_exit or
  * on a worker error. Workers blocked in read()/splice() on /dev/fuse are then
@@ -142,7 +148,7 @@ static void *worker_main(void *arg)
          * exited first and reads in_receive second, so either we see exited
          * here or cvfuse_run sees us in receive and signals us. */
         atomic_store(&w->in_receive, 1);
-        if (fuse_session_exited(se)) {
+        if (cvshim_session_ending(s)) {
             atomic_store(&w->in_receive, 0);
             break;
         }
@@ -306,7 +312,7 @@ int cvfuse_run(cvfuse_session *s, const cvfuse_loop_config *cfg)
             live += !atomic_load(&s->workers[i].finished);
         if (live == 0)
             break;
-        if (fuse_session_exited(s->se))
+        if (cvshim_session_ending(s))
             kick_receivers(s);
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -324,7 +330,9 @@ int cvfuse_run(cvfuse_session *s, const cvfuse_loop_config *cfg)
     sigaction(CVSHIM_WAKE_SIGNAL, &old_wake_sa, NULL);
 
     /* Result: a start failure, else the first worker error, else a refused
-     * INIT (e.g. -EPROTO), else 0 for a clean end (signal, unmount, exit). */
+     * INIT (e.g. -EPROTO), else CVFUSE_RUN_PAUSED for a hand-over pause of a
+     * session that is still alive, else 0 for a clean end (signal, unmount,
+     * exit). */
     for (int i = 0; i < s->nworkers && result == 0; i++)
         result = s->workers[i].error;
     if (result == 0) {
@@ -332,5 +340,7 @@ int cvfuse_run(cvfuse_session *s, const cvfuse_loop_config *cfg)
         if (init_error < 0)
             result = init_error;
     }
+    if (result == 0 && atomic_load(&s->pausing) && !fuse_session_exited(s->se))
+        result = CVFUSE_RUN_PAUSED;
     return result;
 }

@@ -159,6 +159,12 @@ void cvfuse_unmount_and_destroy(cvfuse_session *s)
         s->workers[i].fd = -1;
         s->workers[i].owns_fd = 0;
     }
+    if (s->adopted_mnt != NULL) {
+        /* An adopted fd (handover.c): libfuse has no mount point for it. */
+        cvshim_unmount_adopted(s->adopted_mnt);
+        free(s->adopted_mnt);
+        s->adopted_mnt = NULL;
+    }
     if (s->mounted) {
         /* Closes se->fd first (3.14 fuse_kern_unmount: a synchronous umount
          * could otherwise recurse into the fs), then umounts; lazily as root,
@@ -188,10 +194,15 @@ int cvfuse_errno(void)
     return errno;
 }
 
+int cvshim_session_ending(cvfuse_session *s)
+{
+    return fuse_session_exited(s->se) || atomic_load(&s->pausing);
+}
+
 int cvfuse_current_session_exiting(void)
 {
     /* libfuse 3.14 has no public accessor for a request's session; our worker
      * thread-local knows which session it serves. */
     cvfuse_worker *w = cvshim_tl_worker;
-    return (w != NULL && w->s != NULL && w->s->se != NULL) ? fuse_session_exited(w->s->se) != 0 : 0;
+    return (w != NULL && w->s != NULL && w->s->se != NULL) ? cvshim_session_ending(w->s) : 0;
 }

@@ -10,7 +10,7 @@ extension FileSystemCore {
     /// Attaches a handle to the inode's open state (creating its writer for a writable
     /// handle) and registers it.
     func attachHandle(ino: UInt64, status: FileStatus, readable: Bool, writable: Bool,
-                      created: FileStatus? = nil) throws -> FileHandle {
+                      created: FileStatus? = nil, fixedFh: UInt64? = nil) throws -> FileHandle {
         let holdsWriter = writable || created != nil
         let (open, keep): (OpenFile, Bool) = try table.lock.withLock {
             guard let n = table.nodeLocked(ino) else { throw FSError(ESTALE, "inode \(ino) is not known") }
@@ -31,7 +31,7 @@ extension FileSystemCore {
             n.lastOpenSnapshot = snap
             return (o, keep)
         }
-        let h = registerFile { FileHandle(fh: $0, ino: ino, open: open, readable: readable, writable: writable,
+        let h = registerFile(fixed: fixedFh) { FileHandle(fh: $0, ino: ino, open: open, readable: readable, writable: writable,
                                           holdsWriter: holdsWriter, env: env) }
         h.keepCache = keep && !config.directIO
         return h

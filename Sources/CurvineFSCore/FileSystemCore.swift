@@ -40,11 +40,11 @@ public final class FileSystemCore: @unchecked Sendable {
     var table: InodeTable { env.table }
     var client: CurvineFileSystem { env.client }
 
-    private let handleLock = Lock()
-    private var fileHandles: [UInt64: FileHandle] = [:]
-    private var dirHandles: [UInt64: DirHandle] = [:]
-    private var nextFh: UInt64 = 1
-    private var hiddenCounter: UInt64 = 0
+    let handleLock = Lock()  // handle tables below are internal for FileSystemCore+Handover.swift
+    var fileHandles: [UInt64: FileHandle] = [:]
+    var dirHandles: [UInt64: DirHandle] = [:]
+    var nextFh: UInt64 = 1
+    var hiddenCounter: UInt64 = 0
     private var statfsCache: (StatFS, UInt64)?
     private var isShutDown = false
     /// Kernel passthrough bookkeeping (FileSystemCore+Passthrough.swift).
@@ -451,10 +451,12 @@ public final class FileSystemCore: @unchecked Sendable {
 
     // MARK: handles
 
-    func registerFile(_ make: (UInt64) -> FileHandle) -> FileHandle {
+    /// Registers a new handle under the next free number, or under `fixed` (a handle
+    /// restored after a hand-over keeps the number the kernel knows).
+    func registerFile(fixed: UInt64? = nil, _ make: (UInt64) -> FileHandle) -> FileHandle {
         handleLock.withLock {
-            let fh = nextFh
-            nextFh += 1
+            let fh = fixed ?? nextFh
+            nextFh = max(nextFh, fh + 1)
             let h = make(fh)
             fileHandles[fh] = h
             return h

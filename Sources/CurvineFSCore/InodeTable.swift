@@ -124,9 +124,9 @@ final class InodeTable: @unchecked Sendable {
     let lock = Lock()
     let rootPath: String
     private(set) var rootId: Int64
-    private var nodes: [UInt64: Node] = [:]
-    private var syntheticInos: [Int64: UInt64] = [:]
-    private var nextSynthetic = InodeTable.firstSyntheticIno
+    var nodes: [UInt64: Node] = [:]  // internal: InodeTable+Handover.swift
+    var syntheticInos: [Int64: UInt64] = [:]
+    var nextSynthetic = InodeTable.firstSyntheticIno
     /// Stat-ahead state (see "stat-ahead" below).
     private var ahead: [UInt64: AheadDir] = [:]
     private var aheadById: [Int64: (parent: UInt64, key: NameKey)] = [:]

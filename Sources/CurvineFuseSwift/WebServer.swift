@@ -23,6 +23,8 @@ final class MountHealth: @unchecked Sendable {
 
     func sessionStarted() { lock.withLock { running += 1 } }
     func sessionEnded(_ mnt: String) { lock.withLock { running -= 1; ended.append(mnt) } }
+    /// Paused for a hand-over (it is started again or handed to the next image).
+    func sessionPaused() { lock.withLock { running -= 1 } }
 
     /// nil when healthy, else why not.
     func problem() -> String? {

@@ -132,12 +132,13 @@ final class MountProcess {
     let mnt: String
     let child: Child
 
-    init(mnt: String, master: String, conf: String? = nil, extraArgs: [String] = [], log: String) throws {
+    init(mnt: String, master: String, conf: String? = nil, extraArgs: [String] = [], log: String,
+         exe: String = binary("curvine-fuse"), env: [String: String] = [:]) throws {
         self.mnt = mnt
         try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
         var args = ["--mnt-path", mnt, "--master-addrs", master, "--web-port", "0"]
         if let c = conf { args += ["--conf", c] }
-        child = try Child(binary("curvine-fuse"), args + extraArgs, log: log)
+        child = try Child(exe, args + extraArgs, log: log, env: env)
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline && !isMounted(mnt) && child.process.isRunning { usleep(50_000) }
         guard isMounted(mnt) else {
@@ -192,9 +193,10 @@ class MountTestCase: XCTestCase {
         return c
     }
 
-    func mount(_ name: String, conf: String? = nil, extraArgs: [String] = []) throws -> MountProcess {
+    func mount(_ name: String, conf: String? = nil, extraArgs: [String] = [], exe: String = binary("curvine-fuse"),
+               env: [String: String] = [:]) throws -> MountProcess {
         let m = try MountProcess(mnt: tmp + "/" + name, master: cluster!.master, conf: conf, extraArgs: extraArgs,
-                                 log: tmp + "/\(name).log")
+                                 log: tmp + "/\(name).log", exe: exe, env: env)
         mounts.append(m)
         return m
     }

@@ -130,6 +130,40 @@ int cvfuse_backing_close(cvfuse_session *s, int backing_id);
  * replies in flight). */
 int cvfuse_open_passthrough(fuse_req_t req, int backing_id);
 
+/* ---- hand-over (SIGUSR1 restart without unmount, handover.c) ------------------
+ * The old process: cvfuse_pause each session and wait for cvfuse_run to return
+ * CVFUSE_RUN_PAUSED (every request read so far has been answered; the kernel
+ * queues new ones), save cvfuse_session_fd + cvfuse_init_request + the file
+ * system's own state, cvfuse_keep_fds_across_exec, then execv itself. If exec
+ * fails: cvfuse_restore_fds_after_failed_exec, cvfuse_prepare_rerun and
+ * cvfuse_run again. The new process: cvfuse_new with the same options, then
+ * cvfuse_adopt instead of cvfuse_mount, then cvfuse_run as usual. */
+
+/* cvfuse_run's result when cvfuse_pause ended the loop of a live session. */
+#define CVFUSE_RUN_PAUSED 1
+
+/* Ask the loop to stop after the requests being processed (any thread). */
+void cvfuse_pause(cvfuse_session *s);
+/* After a paused run: close the workers' cloned fds and allow cvfuse_run again. */
+int cvfuse_prepare_rerun(cvfuse_session *s);
+/* The session's /dev/fuse fd (the one mounted; worker clones are not kept). */
+int cvfuse_session_fd(cvfuse_session *s);
+/* Copies the kernel's INIT request (header + init_in, as read) into buf; returns
+ * its length, 0 when INIT was not seen, or the needed size when cap is too small. */
+size_t cvfuse_init_request(cvfuse_session *s, void *buf, size_t cap);
+/* Takes over `fd`, a /dev/fuse fd mounted at `mountpoint` by an earlier process
+ * and already initialised: installs the io hooks and replays `init_req` (that
+ * process's INIT request) through libfuse so the session negotiates as before;
+ * the reply is dropped (the kernel answered the real INIT long ago).
+ * `passthrough_active` is the earlier process's cvfuse_passthrough_active (the
+ * kernel kept that decision). 0, or -errno with the reason logged. */
+int cvfuse_adopt(cvfuse_session *s, int fd, const char *mountpoint, const void *init_req, size_t len,
+                 int passthrough_active);
+/* Marks every fd >= 3 close-on-exec, then clears it on `fds`; 0 or -errno. */
+int cvfuse_keep_fds_across_exec(const int *fds, int n);
+/* Sets close-on-exec on `fds` again (exec failed). */
+void cvfuse_restore_fds_after_failed_exec(const int *fds, int n);
+
 /* ---- NUMA / CPUs ------------------------------------------------------------ */
 /* Number of NUMA nodes with CPUs in our cpuset (1 when libnuma is unavailable). */
 int cvfuse_numa_nodes(void);
