@@ -131,6 +131,8 @@ final class InodeTable: @unchecked Sendable {
     private var ahead: [UInt64: AheadDir] = [:]
     private var aheadById: [Int64: (parent: UInt64, key: NameKey)] = [:]
     private var aheadCount = 0
+    /// Directories whose AheadDir holds an AbsentRange (skips the lookup when none do).
+    private var absentRanges = 0
     private var listingsInFlight = 0
     private var changeSeq: UInt64 = 0
     private var changeLogFloor: UInt64 = 0
@@ -438,6 +440,8 @@ final class InodeTable: @unchecked Sendable {
         var lastMiss: String = ""
         var streak = 0
         var inFlight = false
+        /// Names the last listing proves missing (AbsentRange.swift); nil when none.
+        var absent: AbsentRange?
     }
 
     /// Most stat-ahead entries kept at once (all directories); past it no page is fetched.
@@ -449,6 +453,10 @@ final class InodeTable: @unchecked Sendable {
         if aheadCount > 0, let d = ahead[parent], let e = d.entries.removeValue(forKey: key) {
             aheadCount -= 1
             if let r = aheadById[e.status.id], r.parent == parent, r.key == key { aheadById.removeValue(forKey: e.status.id) }
+        }
+        if absentRanges > 0, let d = ahead[parent], d.absent != nil, !d.absent!.noteChanged(key) {
+            d.absent = nil
+            absentRanges -= 1
         }
         if listingsInFlight > 0 {
             changeSeq &+= 1
@@ -488,6 +496,18 @@ final class InodeTable: @unchecked Sendable {
         return e.expiresNs > now ? e.status : nil
     }
 
+    /// True when the last listing of `parent` proves `name` missing (AbsentRange.swift);
+    /// an expired range is dropped.
+    func knownAbsentLocked(_ parent: UInt64, _ name: String, now: UInt64) -> Bool {
+        guard absentRanges > 0, let d = ahead[parent], let r = d.absent else { return false }
+        if r.expiresNs <= now {
+            d.absent = nil
+            absentRanges -= 1
+            return false
+        }
+        return r.provesAbsent(NameKey(name), now: now)
+    }
+
     /// Notes a lookup miss of `name` in `parent`. Returns a token when the caller should
     /// fetch the listing page after `name` (then call `aheadFinishLocked` with it, also
     /// on failure): after `streak` misses in increasing name order, none in flight for
@@ -498,7 +518,10 @@ final class InodeTable: @unchecked Sendable {
             d = x
         } else {
             if ahead.count >= 1024 {  // forget idle directories
-                for (k, v) in ahead where v.entries.isEmpty && !v.inFlight { ahead.removeValue(forKey: k) }
+                for (k, v) in ahead where v.entries.isEmpty && !v.inFlight {
+                    if v.absent != nil { absentRanges -= 1 }
+                    ahead.removeValue(forKey: k)
+                }
                 if ahead.count >= 1024 { return nil }
             }
             d = AheadDir()
@@ -513,9 +536,12 @@ final class InodeTable: @unchecked Sendable {
         return changeSeq
     }
 
-    /// Ends a listing started by `aheadNoteMissLocked` (`token`): keeps the entries of
-    /// `page` (nil: the listing failed) that no local change touched meanwhile.
-    func aheadFinishLocked(_ parent: UInt64, token: UInt64, page: [FileStatus]?, expiresNs: UInt64, now: UInt64) {
+    /// Ends a listing started by `aheadNoteMissLocked` (`token`) of the names after
+    /// `after`: keeps the entries of `page` (nil: the listing failed) that no local
+    /// change touched meanwhile, and, when `negatives`, what the page proves missing
+    /// (`complete`: the page was shorter than its limit, so it reached the end).
+    func aheadFinishLocked(_ parent: UInt64, token: UInt64, after: String, page: [FileStatus]?, complete: Bool,
+                           negatives: Bool, expiresNs: UInt64, now: UInt64) {
         listingsInFlight -= 1
         defer {
             if listingsInFlight == 0 {
@@ -526,11 +552,16 @@ final class InodeTable: @unchecked Sendable {
         }
         guard let d = ahead[parent] else { return }
         d.inFlight = false
-        guard let page, !page.isEmpty, token >= changeLogFloor, nodes[parent] != nil else { return }
+        guard let page, token >= changeLogFloor, nodes[parent] != nil else { return }
         var names = Set<NameKey>()
         var ids = Set<Int64>()
         for c in changedNames where c.seq > token && c.parent == parent { names.insert(c.key) }
         for c in changedIds where c.seq > token { ids.insert(c.id) }
+        if negatives && expiresNs > now {
+            if d.absent == nil { absentRanges += 1 }
+            d.absent = AbsentRange(after: after, page: page, complete: complete, expiresNs: expiresNs, changed: names)
+        }
+        if page.isEmpty { return }
         // Expired entries of earlier pages make room first.
         if !d.entries.isEmpty {
             for (k, e) in d.entries where e.expiresNs <= now {
@@ -541,6 +572,7 @@ final class InodeTable: @unchecked Sendable {
         }
         for s in page where aheadCount < Self.aheadMaxEntries {
             if s.nlink > 1 && s.kind != .directory { continue }
+            if s.name.hasPrefix(hiddenNamePrefix) { continue }
             let key = NameKey(s.name)
             if names.contains(key) || ids.contains(s.id) { continue }
             // A name the table already holds fresh needs no entry (and must not get an older one).
