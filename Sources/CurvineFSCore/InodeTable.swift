@@ -437,12 +437,21 @@ final class InodeTable: @unchecked Sendable {
 
     final class AheadDir {
         var entries: [NameKey: (status: FileStatus, expiresNs: UInt64)] = [:]
-        var lastMiss: String = ""
-        var streak = 0
+        /// Scans in progress, least recently advanced first: the last miss of each run of
+        /// misses in increasing name order, and the run's length. Several threads of one
+        /// job each scanning (or creating) their own slice of names interleave their
+        /// lookups; one cursor each keeps every slice a run.
+        var cursors: [(name: String, streak: Int)] = []
         var inFlight = false
-        /// Names the last listing proves missing (AbsentRange.swift); nil when none.
-        var absent: AbsentRange?
+        /// What recent listings prove missing (AbsentRange.swift), oldest first.
+        var absent: [AbsentRange] = []
     }
+
+    /// Interleaved scans of one directory told apart (threads of one job); a further
+    /// scan replaces the least recently advanced one.
+    static let aheadMaxCursors = 8
+    /// Absent ranges kept per directory (one per recent listing: one per scan, as above).
+    static let absentMaxRanges = 8
 
     /// Most stat-ahead entries kept at once (all directories); past it no page is fetched.
     static let aheadMaxEntries = 16_384
@@ -454,9 +463,11 @@ final class InodeTable: @unchecked Sendable {
             aheadCount -= 1
             if let r = aheadById[e.status.id], r.parent == parent, r.key == key { aheadById.removeValue(forKey: e.status.id) }
         }
-        if absentRanges > 0, let d = ahead[parent], d.absent != nil, !d.absent!.noteChanged(key) {
-            d.absent = nil
-            absentRanges -= 1
+        if absentRanges > 0, let d = ahead[parent], !d.absent.isEmpty {
+            for i in d.absent.indices.reversed() where !d.absent[i].noteChanged(key) {
+                d.absent.remove(at: i)
+                absentRanges -= 1
+            }
         }
         if listingsInFlight > 0 {
             changeSeq &+= 1
@@ -499,19 +510,23 @@ final class InodeTable: @unchecked Sendable {
     /// True when the last listing of `parent` proves `name` missing (AbsentRange.swift);
     /// an expired range is dropped.
     func knownAbsentLocked(_ parent: UInt64, _ name: String, now: UInt64) -> Bool {
-        guard absentRanges > 0, let d = ahead[parent], let r = d.absent else { return false }
-        if r.expiresNs <= now {
-            d.absent = nil
-            absentRanges -= 1
-            return false
-        }
-        return r.provesAbsent(NameKey(name), now: now)
+        guard absentRanges > 0, let d = ahead[parent], !d.absent.isEmpty else { return false }
+        dropExpiredAbsentLocked(d, now: now)
+        let key = NameKey(name)
+        return d.absent.contains { $0.provesAbsent(key, now: now) }
+    }
+
+    private func dropExpiredAbsentLocked(_ d: AheadDir, now: UInt64) {
+        let before = d.absent.count
+        d.absent.removeAll { $0.expiresNs <= now }
+        absentRanges -= before - d.absent.count
     }
 
     /// Notes a lookup miss of `name` in `parent`. Returns a token when the caller should
     /// fetch the listing page after `name` (then call `aheadFinishLocked` with it, also
-    /// on failure): after `streak` misses in increasing name order, none in flight for
-    /// the directory, and room for more entries.
+    /// on failure): after `streak` misses in increasing name order (in one of up to
+    /// `aheadMaxCursors` interleaved runs), none in flight for the directory, and room
+    /// for more entries.
     func aheadNoteMissLocked(_ parent: UInt64, _ name: String, streak: Int) -> UInt64? {
         let d: AheadDir
         if let x = ahead[parent] {
@@ -519,7 +534,7 @@ final class InodeTable: @unchecked Sendable {
         } else {
             if ahead.count >= 1024 {  // forget idle directories
                 for (k, v) in ahead where v.entries.isEmpty && !v.inFlight {
-                    if v.absent != nil { absentRanges -= 1 }
+                    absentRanges -= v.absent.count
                     ahead.removeValue(forKey: k)
                 }
                 if ahead.count >= 1024 { return nil }
@@ -527,11 +542,24 @@ final class InodeTable: @unchecked Sendable {
             d = AheadDir()
             ahead[parent] = d
         }
-        if name.utf8.lexicographicallyPrecedes(d.lastMiss.utf8) || name == d.lastMiss { d.streak = 1 } else { d.streak += 1 }
-        d.lastMiss = name
-        guard d.streak >= streak, !d.inFlight, aheadCount < Self.aheadMaxEntries else { return nil }
+        // The run this miss continues: the cursor with the largest name below it.
+        var run = -1
+        for (i, c) in d.cursors.enumerated() where c.name.utf8.lexicographicallyPrecedes(name.utf8) {
+            if run < 0 || d.cursors[run].name.utf8.lexicographicallyPrecedes(c.name.utf8) { run = i }
+        }
+        var cur = (name: name, streak: 1)
+        if run >= 0 {
+            cur.streak = d.cursors.remove(at: run).streak + 1
+        } else if d.cursors.count >= Self.aheadMaxCursors {
+            d.cursors.removeFirst()
+        }
+        guard cur.streak >= streak, !d.inFlight, aheadCount < Self.aheadMaxEntries else {
+            d.cursors.append(cur)
+            return nil
+        }
+        cur.streak = 0
+        d.cursors.append(cur)
         d.inFlight = true
-        d.streak = 0
         listingsInFlight += 1
         return changeSeq
     }
@@ -558,8 +586,13 @@ final class InodeTable: @unchecked Sendable {
         for c in changedNames where c.seq > token && c.parent == parent { names.insert(c.key) }
         for c in changedIds where c.seq > token { ids.insert(c.id) }
         if negatives && expiresNs > now {
-            if d.absent == nil { absentRanges += 1 }
-            d.absent = AbsentRange(after: after, page: page, complete: complete, expiresNs: expiresNs, changed: names)
+            dropExpiredAbsentLocked(d, now: now)
+            if d.absent.count >= Self.absentMaxRanges {
+                d.absent.removeFirst()
+                absentRanges -= 1
+            }
+            d.absent.append(AbsentRange(after: after, page: page, complete: complete, expiresNs: expiresNs, changed: names))
+            absentRanges += 1
         }
         if page.isEmpty { return }
         // Expired entries of earlier pages make room first.

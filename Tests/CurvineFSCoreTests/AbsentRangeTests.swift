@@ -50,6 +50,24 @@ final class AbsentRangeTests: CoreTestCase {
         XCTAssertNotEqual(try core.lookup(parent: d.ino, name: "f010", ctx: rootCtx).ino, 0)
     }
 
+    func testInterleavedCreateRunsEachGetTheirListing() throws {
+        try remount(config(page: 4))
+        let d = try mkdir(1, "d")
+        // Four "threads", each creating its own slice in order, their lookups interleaved.
+        // Pages of 4 names: a listing after one slice's name ends inside the next slice,
+        // so each slice needs a listing of its own.
+        for i in 0..<12 {
+            for t in 0..<4 { try createNew(d.ino, "t\(t)-\(String(format: "%03d", i))") }
+            if i % 4 == 3 { usleep(30_000) }  // let the listings started so far finish
+        }
+        settle(listings: 4)
+        faults.resetCounts()
+        for i in 12..<20 {
+            for t in 0..<4 { try createNew(d.ino, "t\(t)-\(String(format: "%03d", i))") }
+        }
+        XCTAssertEqual(faults.calls("fileStatus"), 0, "every slice is covered by a listing")
+    }
+
     func testLocalChangesAndListedNamesAreNotAnsweredFromTheRange() throws {
         try remount(config())
         let d = try mkdir(1, "d")
