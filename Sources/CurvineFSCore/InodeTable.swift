@@ -507,6 +507,13 @@ final class InodeTable: @unchecked Sendable {
         return e.expiresNs > now ? e.status : nil
     }
 
+    /// This mount is about to create `name` in `parent` (or rename onto it): whatever
+    /// the outcome, stat-ahead must stop speaking for the name (a create whose reply
+    /// is lost may still have happened on the master).
+    func nameChanging(_ parent: UInt64, _ name: String) {
+        lock.withLock { aheadNameChangedLocked(parent, NameKey(name)) }
+    }
+
     /// True when the last listing of `parent` proves `name` missing (AbsentRange.swift);
     /// an expired range is dropped.
     func knownAbsentLocked(_ parent: UInt64, _ name: String, now: UInt64) -> Bool {

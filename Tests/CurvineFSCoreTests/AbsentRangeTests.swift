@@ -95,6 +95,20 @@ final class AbsentRangeTests: CoreTestCase {
         assertErrno(ENOENT, try core.lookup(parent: d.ino, name: "z9", ctx: rootCtx))
     }
 
+    func testAFailedCreateLeavesTheNameToTheMaster() throws {
+        try remount(config())
+        let d = try mkdir(1, "d")
+        for i in 0..<4 { try createNew(d.ino, "f\(i)") }
+        settle(listings: 1)
+        // The create's reply is lost (the master may have made the file): the name is
+        // no longer answered from the listing.
+        assertErrno(ENOENT, try core.lookup(parent: d.ino, name: "x1", ctx: rootCtx))
+        faults.fail("createFile", with: .transport("connection reset"), times: 1)
+        XCTAssertThrowsError(try core.create(parent: d.ino, name: "x1", mode: 0o644, flags: O_WRONLY | O_CREAT, ctx: rootCtx))
+        _ = try fs.mkdir("/d/x1", mode: 0o755, owner: "", group: "", createParent: false)
+        XCTAssertNotEqual(try core.lookup(parent: d.ino, name: "x1", ctx: rootCtx).ino, 0)
+    }
+
     func testFullPageCoversOnlyUpToItsLastName() throws {
         try remount(config(page: 3))
         let d = try mkdir(1, "d")
