@@ -48,6 +48,9 @@ struct AbsentRange {
         self.present = p
     }
 
+    /// Names in `present` (the range's memory).
+    var size: Int { present.count }
+
     /// Whether `name` sorts inside the listed range.
     func covers(_ name: String) -> Bool {
         guard after.utf8.lexicographicallyPrecedes(name.utf8) else { return false }

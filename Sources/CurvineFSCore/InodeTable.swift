@@ -133,6 +133,8 @@ final class InodeTable: @unchecked Sendable {
     private var aheadCount = 0
     /// Directories whose AheadDir holds an AbsentRange (skips the lookup when none do).
     private var absentRanges = 0
+    /// Names held by all absent ranges' `present` sets (bounded by absentMaxNames).
+    private var absentNames = 0
     private var listingsInFlight = 0
     private var changeSeq: UInt64 = 0
     private var changeLogFloor: UInt64 = 0
@@ -452,6 +454,9 @@ final class InodeTable: @unchecked Sendable {
     static let aheadMaxCursors = 8
     /// Absent ranges kept per directory (one per recent listing: one per scan, as above).
     static let absentMaxRanges = 8
+    /// Names all absent ranges together may hold (~13 MiB at ~50 bytes each); a range
+    /// that would pass it is dropped (its directory's misses ask the master again).
+    static let absentMaxNames = 1 << 18
 
     /// Most stat-ahead entries kept at once (all directories); past it no page is fetched.
     static let aheadMaxEntries = 16_384
@@ -464,9 +469,17 @@ final class InodeTable: @unchecked Sendable {
             if let r = aheadById[e.status.id], r.parent == parent, r.key == key { aheadById.removeValue(forKey: e.status.id) }
         }
         if absentRanges > 0, let d = ahead[parent], !d.absent.isEmpty {
-            for i in d.absent.indices.reversed() where !d.absent[i].noteChanged(key) {
-                d.absent.remove(at: i)
-                absentRanges -= 1
+            let now = monotonicNs()
+            for i in d.absent.indices.reversed() {
+                // Expired ranges go rather than grow.
+                if d.absent[i].expiresNs <= now {
+                    removeAbsentLocked(d, at: i)
+                    continue
+                }
+                let before = d.absent[i].size
+                let keep = d.absent[i].noteChanged(key)
+                absentNames += d.absent[i].size - before
+                if !keep || absentNames > Self.absentMaxNames { removeAbsentLocked(d, at: i) }
             }
         }
         if listingsInFlight > 0 {
@@ -523,10 +536,17 @@ final class InodeTable: @unchecked Sendable {
         return d.absent.contains { $0.provesAbsent(key, now: now) }
     }
 
+    /// Absent ranges kept and the names they hold (tests, memory checks).
+    var absentCounts: (ranges: Int, names: Int) { lock.withLock { (absentRanges, absentNames) } }
+
     private func dropExpiredAbsentLocked(_ d: AheadDir, now: UInt64) {
-        let before = d.absent.count
-        d.absent.removeAll { $0.expiresNs <= now }
-        absentRanges -= before - d.absent.count
+        for i in d.absent.indices.reversed() where d.absent[i].expiresNs <= now { removeAbsentLocked(d, at: i) }
+    }
+
+    private func removeAbsentLocked(_ d: AheadDir, at i: Int) {
+        absentNames -= d.absent[i].size
+        absentRanges -= 1
+        d.absent.remove(at: i)
     }
 
     /// Notes a lookup miss of `name` in `parent`. Returns a token when the caller should
@@ -541,7 +561,7 @@ final class InodeTable: @unchecked Sendable {
         } else {
             if ahead.count >= 1024 {  // forget idle directories
                 for (k, v) in ahead where v.entries.isEmpty && !v.inFlight {
-                    absentRanges -= v.absent.count
+                    for i in v.absent.indices.reversed() { removeAbsentLocked(v, at: i) }
                     ahead.removeValue(forKey: k)
                 }
                 if ahead.count >= 1024 { return nil }
@@ -594,12 +614,13 @@ final class InodeTable: @unchecked Sendable {
         for c in changedIds where c.seq > token { ids.insert(c.id) }
         if negatives && expiresNs > now {
             dropExpiredAbsentLocked(d, now: now)
-            if d.absent.count >= Self.absentMaxRanges {
-                d.absent.removeFirst()
-                absentRanges -= 1
+            if d.absent.count >= Self.absentMaxRanges { removeAbsentLocked(d, at: 0) }
+            let r = AbsentRange(after: after, page: page, complete: complete, expiresNs: expiresNs, changed: names)
+            if absentNames + r.size <= Self.absentMaxNames {
+                d.absent.append(r)
+                absentRanges += 1
+                absentNames += r.size
             }
-            d.absent.append(AbsentRange(after: after, page: page, complete: complete, expiresNs: expiresNs, changed: names))
-            absentRanges += 1
         }
         if page.isEmpty { return }
         // Expired entries of earlier pages make room first.

@@ -136,9 +136,13 @@ final class AbsentRangeTests: CoreTestCase {
         faults.resetCounts()
         try createNew(d.ino, "f5")
         XCTAssertEqual(faults.calls("fileStatus"), 0)
+        XCTAssertEqual(core.table.absentCounts.ranges, 1)
+        XCTAssertGreaterThan(core.table.absentCounts.names, 0, "f5 was created after the listing")
         usleep(350_000)
         assertErrno(ENOENT, try core.lookup(parent: d.ino, name: "f6", ctx: rootCtx))
         XCTAssertEqual(faults.calls("fileStatus"), 1, "an expired range proves nothing")
+        XCTAssertEqual(core.table.absentCounts.ranges, 0, "and is dropped with its names")
+        XCTAssertEqual(core.table.absentCounts.names, 0)
     }
 
     func testOffAsksTheMasterForEveryMiss() throws {
