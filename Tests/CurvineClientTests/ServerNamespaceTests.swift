@@ -100,6 +100,7 @@ final class ServerNamespaceTests: XCTestCase {
         }
         XCTAssertEqual(failures.value, 0)
         let syncs = ns.journal!.syncs
+        print("group commit: \(threads * perThread) mutations from \(threads) threads, \(syncs) fdatasyncs")
         XCTAssertGreaterThan(syncs, 0)
         XCTAssertLessThanOrEqual(syncs, UInt64(threads * perThread), "one sync per mutation at most")
         // Compaction in the middle of waiters and a close with frames pending both keep them.
