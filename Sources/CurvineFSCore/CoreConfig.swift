@@ -31,6 +31,10 @@ public struct CoreConfig: Sendable {
     public var statAheadPage: Int = 1000
     /// Lookup misses in increasing name order, in one directory, before a page is fetched.
     public var statAheadStreak: Int = 4
+    /// Negative stat-ahead (AbsentRange.swift): a listing page also answers lookups of
+    /// names it proves missing, within the status TTL, so a run of creates in name order
+    /// costs no FileStatus per new name. Off: only the master says a name is missing.
+    public var statAheadNegatives: Bool = true
     /// Keep statuses and negative entries in user space for `metaCacheTTL` instead of
     /// `attrTimeout`/`negativeTimeout` (enable_meta_cache). Staleness across clients
     /// grows to that TTL; local changes always update the cache.

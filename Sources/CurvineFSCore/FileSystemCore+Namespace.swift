@@ -15,6 +15,7 @@ extension FileSystemCore {
         if name == "." || name == ".." { throw FSError(EEXIST, "\(name) exists") }
         let (pp, ps) = try dirStatus(parent)
         try require(accessW | accessX, ps, ctx, "create in \(pp)")
+        table.nameChanging(parent, name)
         return (pp, ps, table.childPath(pp, name))
     }
 
@@ -222,6 +223,7 @@ extension FileSystemCore {
         let dst = table.childPath(np, newName)
         try checkSticky(dir: ps, child: ss, ctx)
         if let d = dstInfo { try checkSticky(dir: nps, child: d.status, ctx) }
+        table.nameChanging(newParent, newName)
         let srcIno = table.ino(forId: ss.id)
 
         if flags & exchange != 0 {

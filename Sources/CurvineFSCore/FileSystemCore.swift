@@ -266,6 +266,7 @@ public final class FileSystemCore: @unchecked Sendable {
             }
             if table.isNegativeLocked(parent, name, now: now) { return .negative }
             if let s = table.takeAheadLocked(parent, name, now: now) { return .ahead(s) }
+            if table.knownAbsentLocked(parent, name, now: now) { return .negative }
             guard let pn = table.nodeLocked(parent), let pp = table.pathLocked(pn) else {
                 throw FSError(ESTALE, "inode \(parent) is not known")
             }
@@ -288,7 +289,14 @@ public final class FileSystemCore: @unchecked Sendable {
                 s = try client.fileStatus(path)
             } catch let e as CurvineError where e.errno == ENOENT {
                 let neg = negativeTTL
-                table.lock.withLock { table.setNegativeLocked(parent, name, expiresNs: neg > 0 ? expiry(neg) : 0) }
+                // Missing names count towards a scan too: a run of creates in name order
+                // gets a listing that answers its later lookups (AbsentRange.swift).
+                let token: UInt64? = table.lock.withLock {
+                    table.setNegativeLocked(parent, name, expiresNs: neg > 0 ? expiry(neg) : 0)
+                    return statAheadNegatives && !name.hasPrefix(hiddenNamePrefix)
+                        ? table.aheadNoteMissLocked(parent, name, streak: config.statAheadStreak) : nil
+                }
+                if let t = token { statAhead(parent: parent, parentPath: parentPath, after: name, token: t) }
                 return try negativeEntryOrThrow(name)
             } catch {
                 throw FSError(any: error)
@@ -313,18 +321,23 @@ public final class FileSystemCore: @unchecked Sendable {
         return entry(s, ino: ino, open: o)
     }
 
+    /// Negative stat-ahead (AbsentRange.swift) is on: stat-ahead is, and the status TTL
+    /// lets cached answers live at all.
+    var statAheadNegatives: Bool { config.statAheadPage > 0 && config.statAheadNegatives && statusTTL > 0 }
+
     /// Fetches, on an io thread, the listing page of `parentPath` after `after` for the
     /// stat-ahead cache (InodeTable, "stat-ahead"). Failures only cost the cache.
     func statAhead(parent: UInt64, parentPath: String, after: String, token: UInt64) {
         let ttl = statusTTL
         let limit = config.statAheadPage
+        let negatives = statAheadNegatives
         env.io.submit { [self] in
             let start = monotonicNs()
-            let page = (try? client.listPage(parentPath, startAfter: after, limit: limit))?
-                .filter { !$0.name.hasPrefix(hiddenNamePrefix) }
+            let page = try? client.listPage(parentPath, startAfter: after, limit: limit)
             let exp = ttl <= 0 ? 0 : start + UInt64(ttl * 1e9)
             table.lock.withLock {
-                table.aheadFinishLocked(parent, token: token, page: page, expiresNs: exp, now: monotonicNs())
+                table.aheadFinishLocked(parent, token: token, after: after, page: page, complete: (page?.count ?? limit) < limit,
+                                        negatives: negatives, expiresNs: exp, now: monotonicNs())
             }
         }
     }

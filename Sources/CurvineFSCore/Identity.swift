@@ -156,8 +156,10 @@ let accessX: Int32 = 1
 
 /// POSIX permission check of `mask` (R/W/X bits) against a file's mode and owner.
 /// Root passes R and W always, and X when any X bit is set or the file is a directory.
-func permits(_ mask: Int32, mode: UInt32, uid: UInt32, gid: UInt32, isDirectory: Bool,
-             ctx: RequestContext, ids: IdentityMap) -> Bool {
+/// `uid` and `gid` are evaluated only when needed (each is an IdentityMap lookup: a
+/// lock and a string hash; root and the owner never need the group).
+func permits(_ mask: Int32, mode: UInt32, uid: @autoclosure () -> UInt32, gid: @autoclosure () -> UInt32,
+             isDirectory: Bool, ctx: RequestContext, ids: IdentityMap) -> Bool {
     let m = UInt32(mask & 7)
     if m == 0 { return true }
     if ctx.uid == 0 {
@@ -165,9 +167,9 @@ func permits(_ mask: Int32, mode: UInt32, uid: UInt32, gid: UInt32, isDirectory:
         return isDirectory || mode & 0o111 != 0
     }
     let bits: UInt32
-    if ctx.uid == uid {
+    if ctx.uid == uid() {
         bits = (mode >> 6) & 7
-    } else if (mode >> 3) & 7 != mode & 7 && ids.inGroup(ctx, gid) {
+    } else if (mode >> 3) & 7 != mode & 7 && ids.inGroup(ctx, gid()) {
         // (Group membership only matters when group and other bits differ: this skips
         // reading /proc/<pid>/status for the common 0644/0755 modes.)
         bits = (mode >> 3) & 7

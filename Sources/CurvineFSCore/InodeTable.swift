@@ -131,6 +131,10 @@ final class InodeTable: @unchecked Sendable {
     private var ahead: [UInt64: AheadDir] = [:]
     private var aheadById: [Int64: (parent: UInt64, key: NameKey)] = [:]
     private var aheadCount = 0
+    /// Directories whose AheadDir holds an AbsentRange (skips the lookup when none do).
+    private var absentRanges = 0
+    /// Names held by all absent ranges' `present` sets (bounded by absentMaxNames).
+    private var absentNames = 0
     private var listingsInFlight = 0
     private var changeSeq: UInt64 = 0
     private var changeLogFloor: UInt64 = 0
@@ -435,10 +439,24 @@ final class InodeTable: @unchecked Sendable {
 
     final class AheadDir {
         var entries: [NameKey: (status: FileStatus, expiresNs: UInt64)] = [:]
-        var lastMiss: String = ""
-        var streak = 0
+        /// Scans in progress, least recently advanced first: the last miss of each run of
+        /// misses in increasing name order, and the run's length. Several threads of one
+        /// job each scanning (or creating) their own slice of names interleave their
+        /// lookups; one cursor each keeps every slice a run.
+        var cursors: [(name: String, streak: Int)] = []
         var inFlight = false
+        /// What recent listings prove missing (AbsentRange.swift), oldest first.
+        var absent: [AbsentRange] = []
     }
+
+    /// Interleaved scans of one directory told apart (threads of one job); a further
+    /// scan replaces the least recently advanced one.
+    static let aheadMaxCursors = 8
+    /// Absent ranges kept per directory (one per recent listing: one per scan, as above).
+    static let absentMaxRanges = 8
+    /// Names all absent ranges together may hold (~13 MiB at ~50 bytes each); a range
+    /// that would pass it is dropped (its directory's misses ask the master again).
+    static let absentMaxNames = 1 << 18
 
     /// Most stat-ahead entries kept at once (all directories); past it no page is fetched.
     static let aheadMaxEntries = 16_384
@@ -449,6 +467,20 @@ final class InodeTable: @unchecked Sendable {
         if aheadCount > 0, let d = ahead[parent], let e = d.entries.removeValue(forKey: key) {
             aheadCount -= 1
             if let r = aheadById[e.status.id], r.parent == parent, r.key == key { aheadById.removeValue(forKey: e.status.id) }
+        }
+        if absentRanges > 0, let d = ahead[parent], !d.absent.isEmpty {
+            let now = monotonicNs()
+            for i in d.absent.indices.reversed() {
+                // Expired ranges go rather than grow.
+                if d.absent[i].expiresNs <= now {
+                    removeAbsentLocked(d, at: i)
+                    continue
+                }
+                let before = d.absent[i].size
+                let keep = d.absent[i].noteChanged(key)
+                absentNames += d.absent[i].size - before
+                if !keep || absentNames > Self.absentMaxNames { removeAbsentLocked(d, at: i) }
+            }
         }
         if listingsInFlight > 0 {
             changeSeq &+= 1
@@ -488,34 +520,83 @@ final class InodeTable: @unchecked Sendable {
         return e.expiresNs > now ? e.status : nil
     }
 
+    /// This mount is about to create `name` in `parent` (or rename onto it): whatever
+    /// the outcome, stat-ahead must stop speaking for the name (a create whose reply
+    /// is lost may still have happened on the master).
+    func nameChanging(_ parent: UInt64, _ name: String) {
+        lock.withLock { aheadNameChangedLocked(parent, NameKey(name)) }
+    }
+
+    /// True when the last listing of `parent` proves `name` missing (AbsentRange.swift);
+    /// an expired range is dropped.
+    func knownAbsentLocked(_ parent: UInt64, _ name: String, now: UInt64) -> Bool {
+        guard absentRanges > 0, let d = ahead[parent], !d.absent.isEmpty else { return false }
+        dropExpiredAbsentLocked(d, now: now)
+        let key = NameKey(name)
+        return d.absent.contains { $0.provesAbsent(key, now: now) }
+    }
+
+    /// Absent ranges kept and the names they hold (tests, memory checks).
+    var absentCounts: (ranges: Int, names: Int) { lock.withLock { (absentRanges, absentNames) } }
+
+    private func dropExpiredAbsentLocked(_ d: AheadDir, now: UInt64) {
+        for i in d.absent.indices.reversed() where d.absent[i].expiresNs <= now { removeAbsentLocked(d, at: i) }
+    }
+
+    private func removeAbsentLocked(_ d: AheadDir, at i: Int) {
+        absentNames -= d.absent[i].size
+        absentRanges -= 1
+        d.absent.remove(at: i)
+    }
+
     /// Notes a lookup miss of `name` in `parent`. Returns a token when the caller should
     /// fetch the listing page after `name` (then call `aheadFinishLocked` with it, also
-    /// on failure): after `streak` misses in increasing name order, none in flight for
-    /// the directory, and room for more entries.
+    /// on failure): after `streak` misses in increasing name order (in one of up to
+    /// `aheadMaxCursors` interleaved runs), none in flight for the directory, and room
+    /// for more entries.
     func aheadNoteMissLocked(_ parent: UInt64, _ name: String, streak: Int) -> UInt64? {
         let d: AheadDir
         if let x = ahead[parent] {
             d = x
         } else {
             if ahead.count >= 1024 {  // forget idle directories
-                for (k, v) in ahead where v.entries.isEmpty && !v.inFlight { ahead.removeValue(forKey: k) }
+                for (k, v) in ahead where v.entries.isEmpty && !v.inFlight {
+                    for i in v.absent.indices.reversed() { removeAbsentLocked(v, at: i) }
+                    ahead.removeValue(forKey: k)
+                }
                 if ahead.count >= 1024 { return nil }
             }
             d = AheadDir()
             ahead[parent] = d
         }
-        if name.utf8.lexicographicallyPrecedes(d.lastMiss.utf8) || name == d.lastMiss { d.streak = 1 } else { d.streak += 1 }
-        d.lastMiss = name
-        guard d.streak >= streak, !d.inFlight, aheadCount < Self.aheadMaxEntries else { return nil }
+        // The run this miss continues: the cursor with the largest name below it.
+        var run = -1
+        for (i, c) in d.cursors.enumerated() where c.name.utf8.lexicographicallyPrecedes(name.utf8) {
+            if run < 0 || d.cursors[run].name.utf8.lexicographicallyPrecedes(c.name.utf8) { run = i }
+        }
+        var cur = (name: name, streak: 1)
+        if run >= 0 {
+            cur.streak = d.cursors.remove(at: run).streak + 1
+        } else if d.cursors.count >= Self.aheadMaxCursors {
+            d.cursors.removeFirst()
+        }
+        guard cur.streak >= streak, !d.inFlight, aheadCount < Self.aheadMaxEntries else {
+            d.cursors.append(cur)
+            return nil
+        }
+        cur.streak = 0
+        d.cursors.append(cur)
         d.inFlight = true
-        d.streak = 0
         listingsInFlight += 1
         return changeSeq
     }
 
-    /// Ends a listing started by `aheadNoteMissLocked` (`token`): keeps the entries of
-    /// `page` (nil: the listing failed) that no local change touched meanwhile.
-    func aheadFinishLocked(_ parent: UInt64, token: UInt64, page: [FileStatus]?, expiresNs: UInt64, now: UInt64) {
+    /// Ends a listing started by `aheadNoteMissLocked` (`token`) of the names after
+    /// `after`: keeps the entries of `page` (nil: the listing failed) that no local
+    /// change touched meanwhile, and, when `negatives`, what the page proves missing
+    /// (`complete`: the page was shorter than its limit, so it reached the end).
+    func aheadFinishLocked(_ parent: UInt64, token: UInt64, after: String, page: [FileStatus]?, complete: Bool,
+                           negatives: Bool, expiresNs: UInt64, now: UInt64) {
         listingsInFlight -= 1
         defer {
             if listingsInFlight == 0 {
@@ -526,11 +607,22 @@ final class InodeTable: @unchecked Sendable {
         }
         guard let d = ahead[parent] else { return }
         d.inFlight = false
-        guard let page, !page.isEmpty, token >= changeLogFloor, nodes[parent] != nil else { return }
+        guard let page, token >= changeLogFloor, nodes[parent] != nil else { return }
         var names = Set<NameKey>()
         var ids = Set<Int64>()
         for c in changedNames where c.seq > token && c.parent == parent { names.insert(c.key) }
         for c in changedIds where c.seq > token { ids.insert(c.id) }
+        if negatives && expiresNs > now {
+            dropExpiredAbsentLocked(d, now: now)
+            if d.absent.count >= Self.absentMaxRanges { removeAbsentLocked(d, at: 0) }
+            let r = AbsentRange(after: after, page: page, complete: complete, expiresNs: expiresNs, changed: names)
+            if absentNames + r.size <= Self.absentMaxNames {
+                d.absent.append(r)
+                absentRanges += 1
+                absentNames += r.size
+            }
+        }
+        if page.isEmpty { return }
         // Expired entries of earlier pages make room first.
         if !d.entries.isEmpty {
             for (k, e) in d.entries where e.expiresNs <= now {
@@ -541,6 +633,7 @@ final class InodeTable: @unchecked Sendable {
         }
         for s in page where aheadCount < Self.aheadMaxEntries {
             if s.nlink > 1 && s.kind != .directory { continue }
+            if s.name.hasPrefix(hiddenNamePrefix) { continue }
             let key = NameKey(s.name)
             if names.contains(key) || ids.contains(s.id) { continue }
             // A name the table already holds fresh needs no entry (and must not get an older one).

@@ -207,9 +207,15 @@ enum FuseAdapter {
             let c = Unmanaged<FuseContext>.fromOpaque(userdata!).takeUnretainedValue()
             c.core.shutdown()
         }
+        // lookup and getattr answer most warm requests from the caches: the core at +0
+        // (withCore: no retain/release of it per request, as on the read path).
         ops.lookup = { req, parent, name in
-            do { FuseAdapter.replyEntry(req, try FuseAdapter.ctx(req).core.lookup(parent: parent, name: FuseAdapter.name(name), ctx: FuseAdapter.requestContext(req))) }
-            catch { FuseAdapter.replyError(req, error, "lookup") }
+            do {
+                let e = try FuseAdapter.withCore(req) {
+                    try $0.lookup(parent: parent, name: FuseAdapter.name(name), ctx: FuseAdapter.requestContext(req))
+                }
+                FuseAdapter.replyEntry(req, e)
+            } catch { FuseAdapter.replyError(req, error, "lookup") }
         }
         ops.forget = { req, ino, nlookup in
             FuseAdapter.ctx(req).core.forget(ino: ino, nlookup: nlookup)
@@ -222,7 +228,7 @@ enum FuseAdapter {
         }
         ops.getattr = { req, ino, fi in
             do {
-                let (a, t) = try FuseAdapter.ctx(req).core.getattr(ino: ino, fh: fi?.pointee.fh)
+                let (a, t) = try FuseAdapter.withCore(req) { try $0.getattr(ino: ino, fh: fi?.pointee.fh) }
                 var st = FuseAdapter.fillStat(a)
                 fuse_reply_attr(req, &st, t)
             } catch { FuseAdapter.replyError(req, error, "getattr") }

@@ -9,9 +9,16 @@
 // records the last sequence it contains, so replay = load the snapshot, then apply
 // journal transactions with a larger sequence number.
 //
-// Durability: `append` writes one frame and, when `sync` is on, fsyncs before
-// returning — the master replies only after that (PROTOCOL.md's "journaled" state
-// survives a crash). A frame that is cut short or fails its CRC at the end of the
+// Durability (group commit): `append` writes one frame (no fsync) under the
+// namespace lock and returns its ticket; the caller then releases the namespace lock
+// and calls `waitDurable(ticket)`, which returns once an fdatasync that began after
+// the frame was written has completed. The master replies only after that
+// (PROTOCOL.md's "journaled" state survives a crash). One waiter at a time runs the
+// fdatasync (the leader) for every frame written so far; the others wait for it, so
+// concurrent mutations share one sync instead of queueing one sync each behind the
+// namespace lock. Frames are written in order, so a durable ticket implies every
+// earlier frame is durable too: an acknowledged mutation never depends on one a
+// crash could drop. A frame that is cut short or fails its CRC at the end of the
 // journal is a torn write from a crash: it is dropped and the file truncated to the
 // last good frame, so later appends follow valid data.
 //
@@ -27,12 +34,24 @@ import Darwin
 #endif
 import CurvineClient
 
-final class Journal {
+final class Journal: @unchecked Sendable {
     let directory: String
     let sync: Bool
+    /// Guards `fd` against close during a sync, and the group-commit state below.
+    private let state = ConditionLock()
     private var fd: Int32 = -1
-    /// Bytes in the journal file.
+    /// Bytes in the journal file (namespace lock).
     private(set) var size: Int = 0
+    /// Tickets: frames written so far, and those known durable (state lock).
+    private var written: UInt64 = 0
+    private var durable: UInt64 = 0
+    /// A leader is in fdatasync (state lock).
+    private var syncing = false
+    /// The first failed fdatasync: every later wait fails (state lock).
+    private var syncError: CurvineError?
+    /// Group-commit fdatasyncs run so far (tests; state lock).
+    private var syncCount: UInt64 = 0
+    var syncs: UInt64 { state.withLock { syncCount } }
 
     private var journalPath: String { directory + "/journal" }
     private var snapshotPath: String { directory + "/snapshot" }
@@ -111,16 +130,56 @@ final class Journal {
         return payload
     }
 
-    /// Appends one transaction; durable on return when `sync` is on.
-    func append(_ payload: [UInt8]) throws {
-        guard fd >= 0 else { throw ServerError.io("journal \(journalPath) is closed") }
+    /// Writes one transaction (namespace lock held) and returns its ticket for
+    /// `waitDurable`. Not durable yet.
+    func append(_ payload: [UInt8]) throws -> UInt64 {
         var w = ByteWriter()
         w.u32(UInt32(payload.count))
         w.u32(CRC32.checksum(payload))
         w.bytes.append(contentsOf: payload)
+        let fd = state.withLock { self.fd }
+        guard fd >= 0 else { throw ServerError.io("journal \(journalPath) is closed") }
         try FileUtil.writeAll(fd, w.bytes, path: journalPath)
-        if sync && fdatasync(fd) != 0 { throw FileUtil.ioError("fsync", journalPath) }
         size += w.bytes.count
+        return state.withLock {
+            written += 1
+            return written
+        }
+    }
+
+    /// Returns once the frame of `ticket` is durable (at once when `sync` is off). Call
+    /// without the namespace lock. Throws when the fdatasync failed (then every later
+    /// wait fails too: the journal's tail is in doubt).
+    func waitDurable(_ ticket: UInt64) throws {
+        guard sync else { return }
+        state.lock()
+        defer { state.unlock() }
+        while true {
+            if let e = syncError { throw e }
+            if durable >= ticket { return }
+            if syncing {
+                state.wait()
+                continue
+            }
+            // Leader: one fdatasync for every frame written so far.
+            syncing = true
+            let target = written
+            let fd = self.fd
+            state.unlock()
+            let ok = fd >= 0 && fdatasync(fd) == 0
+            let err = errno
+            state.lock()
+            syncing = false
+            syncCount += 1
+            if ok {
+                if target > durable { durable = target }
+            } else if fd >= 0 {
+                syncError = ServerError.io("fsync \(journalPath): \(String(cString: strerror(err)))")
+            } else if durable < ticket {
+                syncError = ServerError.io("journal \(journalPath) is closed")
+            }
+            state.broadcast()
+        }
     }
 
     /// Replaces snapshot + journal with a snapshot of `payload` and an empty journal.
@@ -131,12 +190,29 @@ final class Journal {
         w.u64(UInt64(payload.count))
         w.bytes.append(contentsOf: payload)
         try FileUtil.writeAtomically(snapshotPath, w.bytes, sync: sync)
+        // The snapshot holds every frame written so far: all of them are durable now.
+        let fd = state.withLock { () -> Int32 in
+            if written > durable { durable = written }
+            state.broadcast()
+            return self.fd
+        }
         if ftruncate(fd, 0) != 0 { throw FileUtil.ioError("truncate", journalPath) }
         if sync { _ = fsync(fd) }
         size = 0
     }
 
+    /// Closes the file once no sync runs; frames written before are made durable first,
+    /// so their waiters succeed.
     func close() {
-        if fd >= 0 { _ = Glibc.close(fd); fd = -1 }
+        state.withLock {
+            while syncing { state.wait() }
+            guard fd >= 0 else { return }
+            if sync && written > durable {
+                if fdatasync(fd) == 0 { durable = written }
+            }
+            _ = Glibc.close(fd)
+            fd = -1
+            state.broadcast()
+        }
     }
 }

@@ -14,8 +14,10 @@
 //
 // Concurrency: one Lock guards everything; every public method takes it once. A
 // mutation validates first, then changes the in-memory state while recording what it
-// changed in a Txn, then appends the Txn to the journal (fsync'd when the options say
-// so) before it returns, so a reply is sent only for state that survives a restart.
+// changed in a Txn, then appends the Txn to the journal; after releasing the lock it
+// waits until the journal made the Txn durable (fsync'd when the options say so; one
+// fsync serves every mutation waiting at the time, Journal.swift "group commit")
+// before it returns, so a reply is sent only for state that survives a restart.
 // If the journal cannot be written the namespace stops accepting mutations (IO error)
 // rather than run ahead of its disk state.
 //
@@ -282,27 +284,39 @@ public final class Namespace: @unchecked Sendable {
     /// events outside the lock. If `body` throws after recording changes (it should
     /// validate first, so only on a bug), the recorded part is still journaled so disk
     /// and memory agree.
+    /// Block events are reported only once the Txn is durable: files of blocks a
+    /// crash could bring back must not be deleted before.
     func mutate<T>(_ body: (inout Txn) throws -> T) throws -> T {
         var events = BlockEvents()
         var handler: (@Sendable (BlockEvents) -> Void)?
+        var ticket: (Journal, UInt64)?
         let result: Result<T, Error> = try lock.withLock {
             if let f = failure { throw f }
             var txn = Txn()
             let r = Result { try body(&txn) }
-            if !txn.isEmpty { try commitLocked(txn) }
+            if !txn.isEmpty { ticket = try commitLocked(txn) }
             events = txn.events
             handler = blockEventHandler
             return r
+        }
+        if let (j, t) = ticket {
+            do { try j.waitDurable(t) } catch {
+                let e = ServerError.io("journal sync failed, the master stops accepting changes: \(wireError(error).1)")
+                lock.withLock { if failure == nil { failure = e } }
+                throw e
+            }
         }
         if !events.isEmpty, let h = handler { h(events) }
         return try result.get()
     }
 
-    private func commitLocked(_ txn: Txn) throws {
+    /// Journals `txn` (not yet durable): returns the journal and the ticket to wait for.
+    private func commitLocked(_ txn: Txn) throws -> (Journal, UInt64)? {
         seq += 1
-        guard let j = journal else { return }
+        guard let j = journal else { return nil }
+        let ticket: UInt64
         do {
-            try j.append(txn.encode(seq: seq, nextInodeId: nextInodeId))
+            ticket = try j.append(txn.encode(seq: seq, nextInodeId: nextInodeId))
         } catch {
             let e = ServerError.io("journal write failed, the master stops accepting changes: \(wireError(error).1)")
             failure = e
@@ -313,6 +327,7 @@ public final class Namespace: @unchecked Sendable {
                 logServer("namespace snapshot failed (journal kept): \(wireError(error).1)")
             }
         }
+        return (j, ticket)
     }
 
     private func compactLocked() throws {

@@ -18,8 +18,8 @@ final class ServerNamespaceTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: dir)
     }
 
-    private func open(compactAt: Int = 64 << 20, clock: (@Sendable () -> Int64)? = nil) throws -> Namespace {
-        var o = Namespace.Options(journalDirectory: dir + "/master", syncJournal: false)
+    private func open(compactAt: Int = 64 << 20, sync: Bool = false, clock: (@Sendable () -> Int64)? = nil) throws -> Namespace {
+        var o = Namespace.Options(journalDirectory: dir + "/master", syncJournal: sync)
         o.compactionThresholdBytes = compactAt
         if let c = clock { o.clock = c }
         let ns = try Namespace(options: o)
@@ -87,6 +87,51 @@ final class ServerNamespaceTests: XCTestCase {
         again.close()
         let third = try open()
         XCTAssertTrue(try third.exists("/new"))
+    }
+
+    func testGroupCommitMakesEveryAcknowledgedMutationDurable() throws {
+        let ns = try open(sync: true)
+        let threads = 8, perThread = 40
+        let failures = ManagedAtomicCounter()
+        DispatchQueue.concurrentPerform(iterations: threads) { t in
+            for i in 0..<perThread {
+                do { _ = try ns.mkdir("/t\(t)-\(i)", mode: 0o755) } catch { failures.add() }
+            }
+        }
+        XCTAssertEqual(failures.value, 0)
+        let syncs = ns.journal!.syncs
+        print("group commit: \(threads * perThread) mutations from \(threads) threads, \(syncs) fdatasyncs")
+        XCTAssertGreaterThan(syncs, 0)
+        XCTAssertLessThanOrEqual(syncs, UInt64(threads * perThread), "one sync per mutation at most")
+        // Compaction in the middle of waiters and a close with frames pending both keep them.
+        _ = try ns.mkdir("/last", mode: 0o755)
+        try ns.compact()
+        _ = try ns.mkdir("/after-compact", mode: 0o755)
+        ns.close()
+        let again = try open(sync: true)
+        for t in 0..<threads { for i in 0..<perThread { XCTAssertTrue(try again.exists("/t\(t)-\(i)")) } }
+        XCTAssertTrue(try again.exists("/last"))
+        XCTAssertTrue(try again.exists("/after-compact"))
+    }
+
+    func testJournalTicketsAfterCloseAndCompaction() throws {
+        let j = Journal(directory: dir + "/j", sync: true)
+        _ = try j.open()
+        let t1 = try j.append([1])
+        let t2 = try j.append([2])
+        XCTAssertEqual(t2, t1 + 1)
+        try j.waitDurable(t2)
+        XCTAssertEqual(j.syncs, 1, "one sync covers both frames")
+        try j.waitDurable(t1)
+        XCTAssertEqual(j.syncs, 1, "an earlier ticket is already durable")
+        let t3 = try j.append([3])
+        try j.compact(snapshot: [9])
+        try j.waitDurable(t3)  // the snapshot holds it
+        XCTAssertEqual(j.syncs, 1)
+        let t4 = try j.append([4])
+        j.close()
+        try j.waitDurable(t4)  // close synced it
+        XCTAssertThrowsError(try j.append([5]))
     }
 
     func testSnapshotCompactionThenReplay() throws {
@@ -307,4 +352,12 @@ final class ServerNamespaceTests: XCTestCase {
         XCTAssertEqual(st.xattrs, [:])
         XCTAssertEqual(try ns.setAttr("/d", SetAttrOptions(addXattrs: ["user.b": [2]])).xattrs, ["user.b": [2]])
     }
+}
+
+/// A thread-safe counter for the concurrent test above.
+private final class ManagedAtomicCounter: @unchecked Sendable {
+    private let lock = Lock()
+    private var n = 0
+    func add() { lock.withLock { n += 1 } }
+    var value: Int { lock.withLock { n } }
 }
