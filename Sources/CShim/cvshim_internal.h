@@ -70,8 +70,13 @@ struct cvfuse_session {
     /* loop state (loop.c) */
     atomic_int ran;          /* cvfuse_run may run once per session */
     sem_t wake;              /* posted by finishing workers and cvfuse_exit */
-    cvfuse_worker *workers;  /* channel table; fds stay open until destroy */
-    int nworkers;
+    cvfuse_worker *workers;  /* channel table (capacity CVSHIM_MAX_WORKERS); fds stay
+                                open until destroy */
+    atomic_int nworkers;     /* started workers; grows while the loop runs when every
+                                worker is held by a blocking wait (cvfuse_blocking_wait_begin) */
+    atomic_int blocked;      /* workers inside a blocking wait now */
+    pthread_mutex_t grow_lock; /* serialises adding a worker */
+    int want_clone;          /* cfg->clone_fd of the current run, for added workers */
     int debug;
 
     /* INIT bookkeeping (io.c): the unique of the INIT request whose reply has

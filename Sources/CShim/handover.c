@@ -52,13 +52,14 @@ int cvfuse_prepare_rerun(cvfuse_session *s)
         return -EINVAL;
     /* cvfuse_run has joined every worker before returning; their clones are
      * not needed any more (a new run clones again). */
-    for (int i = 0; i < s->nworkers; i++) {
+    for (int i = 0, n = atomic_load(&s->nworkers); i < n; i++) {
         if (s->workers[i].owns_fd && s->workers[i].fd >= 0)
             close(s->workers[i].fd);
     }
     free(s->workers);
     s->workers = NULL;
-    s->nworkers = 0;
+    atomic_store(&s->nworkers, 0);
+    atomic_store(&s->blocked, 0);
     atomic_store(&s->pausing, 0);
     atomic_store(&s->ran, 0);
     return 0;

@@ -204,7 +204,7 @@ static void apply_stack_size(pthread_attr_t *attr)
 
 static void kick_receivers(cvfuse_session *s)
 {
-    for (int i = 0; i < s->nworkers; i++) {
+    for (int i = 0, n = atomic_load(&s->nworkers); i < n; i++) {
         cvfuse_worker *w = &s->workers[i];
         /* Finished threads are not joined yet, so tid is still valid. A worker
          * that left receive just after we read in_receive may take the signal
@@ -213,6 +213,61 @@ static void kick_receivers(cvfuse_session *s)
         if (!atomic_load(&w->finished) && atomic_load(&w->in_receive))
             pthread_kill(w->tid, CVSHIM_WAKE_SIGNAL);
     }
+}
+
+/* A blocking wait (SETLKW, flock without LOCK_NB) holds its worker for as long as
+ * the lock is taken elsewhere. If every worker were held so, no thread would read
+ * the request that lets the lock go (the holder's unlock or close on this same
+ * mount): a hang. So the last free worker is never taken: when a wait begins and
+ * no other worker would be left reading, one more is started (as libfuse's own
+ * mt loop starts threads when none is idle). Added workers live until the run
+ * ends; CVSHIM_MAX_WORKERS bounds them. */
+static int logged_grow_cap;
+
+void cvfuse_blocking_wait_begin(void)
+{
+    cvfuse_worker *w = cvshim_tl_worker;
+    if (w == NULL)
+        return;
+    cvfuse_session *s = w->s;
+    int blocked = atomic_fetch_add(&s->blocked, 1) + 1;
+    if (atomic_load(&s->nworkers) - blocked >= 1)
+        return;
+    pthread_mutex_lock(&s->grow_lock);
+    int n = atomic_load(&s->nworkers);
+    if (n - atomic_load(&s->blocked) < 1 && !cvshim_session_ending(s)) {
+        if (n >= CVSHIM_MAX_WORKERS) {
+            if (!logged_grow_cap++)
+                cvlog(FUSE_LOG_ERR, "all %d workers wait for locks; no worker left to read requests", n);
+        } else {
+            cvfuse_worker *nw = &s->workers[n];
+            memset(nw, 0, sizeof(*nw));
+            nw->s = s;
+            nw->index = n;
+            nw->want_clone = s->want_clone;
+            nw->fd = fuse_session_fd(s->se);
+            pthread_attr_t attr;
+            pthread_attr_init(&attr);
+            apply_stack_size(&attr);
+            /* The new thread inherits this worker's mask: exit signals blocked. */
+            int rc = pthread_create(&nw->tid, &attr, worker_main, nw);
+            pthread_attr_destroy(&attr);
+            if (rc == 0) {
+                atomic_store(&s->nworkers, n + 1);
+                cvlog(FUSE_LOG_INFO, "worker %d added: %d of %d workers wait for locks", n, atomic_load(&s->blocked), n);
+            } else {
+                cvlog(FUSE_LOG_ERR, "adding a worker: pthread_create: %s", strerror(rc));
+            }
+        }
+    }
+    pthread_mutex_unlock(&s->grow_lock);
+}
+
+void cvfuse_blocking_wait_end(void)
+{
+    cvfuse_worker *w = cvshim_tl_worker;
+    if (w != NULL)
+        atomic_fetch_sub(&w->s->blocked, 1);
 }
 
 int cvfuse_run(cvfuse_session *s, const cvfuse_loop_config *cfg)
@@ -229,10 +284,14 @@ int cvfuse_run(cvfuse_session *s, const cvfuse_loop_config *cfg)
         cvlog(FUSE_LOG_ERR, "worker_threads %d capped at %d", n, CVSHIM_MAX_WORKERS);
         n = CVSHIM_MAX_WORKERS;
     }
-    s->workers = calloc((size_t)n, sizeof(*s->workers));
+    /* Room for workers added during the run (cvfuse_blocking_wait_begin); ~100
+     * bytes each, threads only exist once added. */
+    s->workers = calloc((size_t)CVSHIM_MAX_WORKERS, sizeof(*s->workers));
     if (s->workers == NULL)
         return -ENOMEM;
     s->debug = cfg->debug;
+    s->want_clone = cfg->clone_fd;
+    atomic_store(&s->blocked, 0);
 
     /* NUMA plan: worker i -> node (i mod nodes), CPUs = node ∩ allowed. */
     cpu_set_t **node_sets = NULL;
@@ -299,7 +358,7 @@ int cvfuse_run(cvfuse_session *s, const cvfuse_loop_config *cfg)
             break;
         }
         started++;
-        s->nworkers = started;   /* only started workers are kicked and joined */
+        atomic_store(&s->nworkers, started);   /* only started workers are kicked and joined */
     }
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     cvshim_free_node_sets(node_sets, nodes);
@@ -308,7 +367,7 @@ int cvfuse_run(cvfuse_session *s, const cvfuse_loop_config *cfg)
      * wake the ones still blocked on /dev/fuse. */
     for (;;) {
         int live = 0;
-        for (int i = 0; i < s->nworkers; i++)
+        for (int i = 0, nw = atomic_load(&s->nworkers); i < nw; i++)
             live += !atomic_load(&s->workers[i].finished);
         if (live == 0)
             break;
@@ -325,15 +384,19 @@ int cvfuse_run(cvfuse_session *s, const cvfuse_loop_config *cfg)
          * exit signal on this thread) and ETIMEDOUT just loop. */
         sem_clockwait(&s->wake, CLOCK_MONOTONIC, &ts);
     }
-    for (int i = 0; i < s->nworkers; i++)
+    /* Joined under grow_lock: no worker can be added once we got here (every
+     * worker has finished, so none is in a blocking wait that could add one). */
+    pthread_mutex_lock(&s->grow_lock);
+    for (int i = 0, nw = atomic_load(&s->nworkers); i < nw; i++)
         pthread_join(s->workers[i].tid, NULL);
+    pthread_mutex_unlock(&s->grow_lock);
     sigaction(CVSHIM_WAKE_SIGNAL, &old_wake_sa, NULL);
 
     /* Result: a start failure, else the first worker error, else a refused
      * INIT (e.g. -EPROTO), else CVFUSE_RUN_PAUSED for a hand-over pause of a
      * session that is still alive, else 0 for a clean end (signal, unmount,
      * exit). */
-    for (int i = 0; i < s->nworkers && result == 0; i++)
+    for (int i = 0, nw = atomic_load(&s->nworkers); i < nw && result == 0; i++)
         result = s->workers[i].error;
     if (result == 0) {
         int init_error = atomic_load(&s->init_error);

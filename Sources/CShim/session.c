@@ -69,6 +69,7 @@ cvfuse_session *cvfuse_new(int argc, char **argv, const struct fuse_lowlevel_ops
     s->mount_max_read = parse_mount_max_read(&s->args);
     s->pt_test = cvshim_passthrough_test_mode();
 
+    pthread_mutex_init(&s->grow_lock, NULL);
     if (sem_init(&s->wake, 0, 0) != 0) {
         cvlog(FUSE_LOG_ERR, "cvfuse_new: sem_init: %s", strerror(errno));
         goto fail;
@@ -153,7 +154,7 @@ void cvfuse_unmount_and_destroy(cvfuse_session *s)
      * (its workers drop their channels before fuse_session_unmount). They
      * stay open until now so that a late asynchronous reply can never be
      * written to an fd number the process has reused for something else. */
-    for (int i = 0; i < s->nworkers; i++) {
+    for (int i = 0, n = atomic_load(&s->nworkers); i < n; i++) {
         if (s->workers[i].owns_fd && s->workers[i].fd >= 0)
             close(s->workers[i].fd);
         s->workers[i].fd = -1;

@@ -4,7 +4,7 @@
 // FUSE_CAP_FLOCK_LOCKS, so the kernel sends these instead of locking node-locally.
 //
 // A blocking request (SETLKW, flock without LOCK_NB) waits on the worker thread that
-// received it, polling the master with backoff; it registers a FUSE_INTERRUPT callback
+// received it (the loop starts another worker when that would leave none reading), polling the master with backoff; it registers a FUSE_INTERRUPT callback
 // that wakes the wait, and its interrupt check is libfuse's `fuse_req_interrupted` or the
 // session ending (so a signal to the waiting process ends the wait with EINTR, and an
 // unmount or SIGTERM of the daemon is not held up by a waiter).
@@ -53,10 +53,12 @@ extension FuseAdapter {
                     Log.debug("SETLK\(sleep != 0 ? "W" : "") ino=\(ino) fh=\(fi!.pointee.fh) owner=\(fi!.pointee.lock_owner) pid=\(l.l_pid) \(type) [\(start), \(end)]")
                 }
                 if wait { FuseAdapter.watchInterrupt(req) }
+                var waiting = false
+                defer { if waiting { cvfuse_blocking_wait_end() } }
                 try FuseAdapter.ctx(req).core.setlk(ino: ino, fh: fi!.pointee.fh, owner: fi!.pointee.lock_owner,
                                                     type: type, start: start, end: end,
                                                     pid: UInt32(bitPattern: l.l_pid), wait: wait,
-                                                    interrupted: { FuseAdapter.interrupted(req) })
+                                                    interrupted: { FuseAdapter.waitingInterrupted(req, &waiting) })
                 fuse_reply_err(req, 0)
             } catch { FuseAdapter.replyError(req, error, "setlk") }
         }
@@ -72,9 +74,11 @@ extension FuseAdapter {
                 let wait = op & LOCK_NB == 0 && type != .unlock
                 if Log.debugEnabled { Log.debug("FLOCK ino=\(ino) fh=\(fi!.pointee.fh) owner=\(fi!.pointee.lock_owner) \(type)\(wait ? " wait" : "")") }
                 if wait { FuseAdapter.watchInterrupt(req) }
+                var waiting = false
+                defer { if waiting { cvfuse_blocking_wait_end() } }
                 try FuseAdapter.ctx(req).core.flock(ino: ino, fh: fi!.pointee.fh, owner: fi!.pointee.lock_owner,
                                                     type: type, pid: UInt32(bitPattern: fuse_req_ctx(req)!.pointee.pid),
-                                                    wait: wait, interrupted: { FuseAdapter.interrupted(req) })
+                                                    wait: wait, interrupted: { FuseAdapter.waitingInterrupted(req, &waiting) })
                 fuse_reply_err(req, 0)
             } catch { FuseAdapter.replyError(req, error, "flock") }
         }
@@ -117,6 +121,18 @@ extension FuseAdapter {
             guard let data else { return }
             Unmanaged<FuseContext>.fromOpaque(data).takeUnretainedValue().core.wakeLockWaiters()
         }, fuse_req_userdata(req))
+    }
+
+    /// `interrupted` of a blocking lock request. The core polls it only while it waits, so
+    /// its first call is where the wait begins: the loop is told, so that it keeps a worker
+    /// free for the requests that end the wait (the holder's unlock may come through this
+    /// very mount; with every worker waiting, nobody would read it).
+    static func waitingInterrupted(_ req: fuse_req_t?, _ waiting: inout Bool) -> Bool {
+        if !waiting {
+            waiting = true
+            cvfuse_blocking_wait_begin()
+        }
+        return interrupted(req)
     }
 
     /// A blocking lock request should stop: the kernel sent FUSE_INTERRUPT for it, or the

@@ -110,6 +110,32 @@ final class LockMountTests: MountTestCase {
         XCTAssertEqual(status(of: "flock -n '\(a)/f' true", becomes: 0, within: 5), 0)
     }
 
+    /// More blocked waiters than FUSE worker threads, all on the holder's own mount: the
+    /// holder's release must still be read (the loop adds a worker rather than let every
+    /// one wait), and then every waiter gets the lock in turn.
+    func testMoreWaitersThanWorkersDoNotStarveTheRelease() throws {
+        _ = try startCluster()
+        let m = try mount("a", extraArgs: ["--worker-threads", "2"])
+        let t = tmp
+        run("echo data > '\(m.mnt)/f'")
+        let holder = try spawnShell("exec flock -n '\(m.mnt)/f' sh -c 'touch \(t)/held; until [ -e \(t)/release ]; do sleep 0.05; done'")
+        XCTAssertTrue(waitFor("\(t)/held", 15), "holder did not get the lock")
+        var waiters: [BackgroundCommand] = []
+        for i in 0..<4 {
+            waiters.append(try spawnShell("exec flock '\(m.mnt)/f' touch \(t)/got\(i)"))
+        }
+        usleep(1_500_000)  // all four are waiting now (their first poll found the holder)
+        XCTAssertTrue(m.child.log.contains("workers wait for locks"), "the loop should have added workers: \(m.child.log.suffix(1500))")
+        // Another request on the mount is still served while the waiters wait.
+        XCTAssertEqual(sh("ls '\(m.mnt)' >/dev/null", timeout: 10).status, 0, "the mount stopped answering")
+        touch("\(t)/release")
+        XCTAssertTrue(holder.waitExit(10), "the holder's close was not served")
+        for i in 0..<4 {
+            XCTAssertTrue(waitFor("\(t)/got\(i)", 30), "waiter \(i) never got the lock")
+            XCTAssertTrue(waiters[i].waitExit(10))
+        }
+    }
+
     func testFcntlLocksExcludeAcrossMounts() throws {
         let (a, b) = try twoMounts()
         let t = tmp

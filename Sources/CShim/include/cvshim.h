@@ -174,6 +174,13 @@ int cvfuse_allowed_cpus(void);
 /* errno read immediately after the failing call, by C, so no Swift code runs between. */
 int cvfuse_errno(void);
 
+/* Around a wait that can last as long as another client wants (SETLKW, blocking
+ * flock), on the worker running the op: the loop then keeps at least one worker
+ * free to read requests, starting another one if needed (loop.c). No-ops on
+ * threads that are not loop workers. */
+void cvfuse_blocking_wait_begin(void);
+void cvfuse_blocking_wait_end(void);
+
 /* 1 when the session served by the calling worker thread is ending (signal,
  * unmount, cvfuse_exit): long waits inside a callback (SETLKW) poll it so that
  * shutdown is not held up. 0 on threads that are not loop workers. */
