@@ -57,8 +57,7 @@
 /* Interrupts a worker blocked on /dev/fuse at exit. SIGUSR2: neither libfuse
  * nor glibc uses it (change it here if the daemon ever needs it). The handler
  * does nothing and is installed without SA_RESTART, so the read/splice returns
- * EINTR; installed for the duration of cvfuse_run, the previous disposition
- * restored after. */
+ * EINTR; installed by the first cvfuse_run of the process and kept. */
 #define CVSHIM_WAKE_SIGNAL SIGUSR2
 
 /* How often the waiting thread re-checks the session and re-sends the wake-up
@@ -83,6 +82,27 @@ static atomic_int logged_numa_noop;
 static void wake_handler(int sig)
 {
     (void)sig;   /* its only job is to make the blocked syscall return EINTR */
+}
+
+static pthread_once_t wake_once = PTHREAD_ONCE_INIT;
+static int wake_install_error;
+
+static void do_install_wake_handler(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = wake_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;   /* no SA_RESTART: the whole point */
+    if (sigaction(CVSHIM_WAKE_SIGNAL, &sa, NULL) != 0)
+        wake_install_error = errno;
+}
+
+/* 0, or the errno of sigaction. */
+static int install_wake_handler(void)
+{
+    pthread_once(&wake_once, do_install_wake_handler);
+    return wake_install_error;
 }
 
 /* Give the worker its own /dev/fuse fd bound to the session's connection. On
@@ -308,13 +328,11 @@ int cvfuse_run(cvfuse_session *s, const cvfuse_loop_config *cfg)
         }
     }
 
-    struct sigaction wake_sa, old_wake_sa;
-    memset(&wake_sa, 0, sizeof(wake_sa));
-    wake_sa.sa_handler = wake_handler;
-    sigemptyset(&wake_sa.sa_mask);
-    wake_sa.sa_flags = 0;   /* no SA_RESTART: the whole point */
-    if (sigaction(CVSHIM_WAKE_SIGNAL, &wake_sa, &old_wake_sa) != 0) {
-        int err = errno;
+    /* Once per process and never restored: sessions of several mounts run (and
+     * end) concurrently, and a run that restored SIG_DFL while another still
+     * kicks its workers would let SIGUSR2 kill the process. */
+    int err = install_wake_handler();
+    if (err != 0) {
         cvlog(FUSE_LOG_ERR, "sigaction(SIGUSR2): %s", strerror(err));
         cvshim_free_node_sets(node_sets, nodes);
         return -err;
@@ -390,7 +408,6 @@ int cvfuse_run(cvfuse_session *s, const cvfuse_loop_config *cfg)
     for (int i = 0, nw = atomic_load(&s->nworkers); i < nw; i++)
         pthread_join(s->workers[i].tid, NULL);
     pthread_mutex_unlock(&s->grow_lock);
-    sigaction(CVSHIM_WAKE_SIGNAL, &old_wake_sa, NULL);
 
     /* Result: a start failure, else the first worker error, else a refused
      * INIT (e.g. -EPROTO), else CVFUSE_RUN_PAUSED for a hand-over pause of a

@@ -211,6 +211,38 @@ final class HandoverTests: MountTestCase {
         XCTAssertFalse(isMounted(m.mnt))
     }
 
+    /// --mnt-number 2: one process, two sessions, both handed over (and a SIGUSR2 wake-up
+    /// of one session's workers must not kill the process while the other is paused).
+    func testTwoMountsOfOneProcessAreBothHandedOver() throws {
+        let c = try startCluster()
+        let base = tmp + "/multi"
+        let mnts = [base + "/mnt-0", base + "/mnt-1"]
+        let child = try Child(binary("curvine-fuse"), ["--mnt-path", base, "--mnt-number", "2", "--master-addrs", c.master,
+                                                      "--web-port", "0"], log: tmp + "/multi.log")
+        defer {
+            child.stop(grace: 5)
+            for m in mnts where isMounted(m) { sh("umount -l '\(m)'", timeout: 10) }
+        }
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline && !mnts.allSatisfy(isMounted) && child.process.isRunning { usleep(50_000) }
+        XCTAssertTrue(mnts.allSatisfy(isMounted), child.log)
+        run("echo zero > '\(mnts[0])/a' && echo one > '\(mnts[1])/b'")
+        let fd0 = open(mnts[0] + "/a", O_RDONLY), fd1 = open(mnts[1] + "/b", O_RDONLY)
+        defer { close(fd0); close(fd1) }
+        kill(child.process.processIdentifier, SIGUSR1)
+        let until = Date().addingTimeInterval(20)
+        while Date() < until && child.log.components(separatedBy: "hand-over: serving").count - 1 < 2 && child.process.isRunning {
+            usleep(20_000)
+        }
+        XCTAssertTrue(child.process.isRunning, child.log)
+        XCTAssertEqual(child.log.components(separatedBy: "hand-over: serving").count - 1, 2, child.log)
+        var buf = [UInt8](repeating: 0, count: 8)
+        XCTAssertEqual(buf.withUnsafeMutableBytes { pread(fd0, $0.baseAddress, 8, 0) }, 5)
+        XCTAssertEqual(buf.withUnsafeMutableBytes { pread(fd1, $0.baseAddress, 8, 0) }, 4)
+        XCTAssertEqual(child.stop(grace: 5), 0)
+        XCTAssertFalse(mnts.contains(where: isMounted))
+    }
+
     func testUnusableStateStartsAfresh() throws {
         _ = try startCluster()
         let bad = tmp + "/bad-state.data"
