@@ -41,7 +41,14 @@ public final class FileSystemCore: @unchecked Sendable {
     var client: CurvineFileSystem { env.client }
 
     private let handleLock = Lock()
-    private var fileHandles: [UInt64: FileHandle] = [:]
+    /// Open files (FileHandleTable.swift): a dictionary-like map under handleLock whose
+    /// handles are also published in `handleSlots` for READ's lock-free lookup.
+    private var fileHandles: FileHandleMap
+    /// The read path's view of `fileHandles` (no lock, no retain).
+    private let handleSlots: FileHandleSlots
+    /// Handles that were open at shutdown: kept alive, since a READ racing the unmount
+    /// may still hold one unretained (FileHandleTable.swift).
+    private var retiredHandles: [FileHandle] = []
     private var dirHandles: [UInt64: DirHandle] = [:]
     private var nextFh: UInt64 = 1
     private var hiddenCounter: UInt64 = 0
@@ -58,6 +65,9 @@ public final class FileSystemCore: @unchecked Sendable {
         cfg.fsPath = FileSystemCore.normalize(config.fsPath)
         cfg.listLimit = max(1, cfg.listLimit)
         self.config = cfg
+        let slots = FileHandleSlots()
+        self.handleSlots = slots
+        self.fileHandles = FileHandleMap(slots: slots)
         var root: FileStatus
         do {
             root = try client.fileStatus(cfg.fsPath)
@@ -451,9 +461,11 @@ public final class FileSystemCore: @unchecked Sendable {
 
     // MARK: handles
 
+    /// Registers the handle `make` builds for a new fh (generation `nextFh` plus a slot
+    /// index: FileHandleTable.swift).
     func registerFile(_ make: (UInt64) -> FileHandle) -> FileHandle {
         handleLock.withLock {
-            let fh = nextFh
+            let fh = fileHandles.reserveFh(generation: nextFh)
             nextFh += 1
             let h = make(fh)
             fileHandles[fh] = h
@@ -466,6 +478,18 @@ public final class FileSystemCore: @unchecked Sendable {
             throw FSError(EBADF, "no open file handle \(fh) for inode \(ino)")
         }
         return h
+    }
+
+    /// Runs `body` with the open file `fh` of `ino` borrowed: from its slot without a lock
+    /// or a retain when it has one (the READ hot path; why that is safe:
+    /// FileHandleTable.swift), else from the map like `fileHandle(_:_:)`.
+    @inline(__always)
+    func withFileHandle<R>(_ fh: UInt64, _ ino: UInt64, _ body: (FileHandle) throws -> R) throws -> R {
+        if let u = handleSlots.lookup(fh) {
+            let hit = u._withUnsafeGuaranteedRef { $0.fh == fh && $0.ino == ino }
+            if hit { return try u._withUnsafeGuaranteedRef(body) }
+        }
+        return try body(fileHandle(fh, ino))
     }
 
     func takeFileHandle(_ fh: UInt64) -> FileHandle? {
@@ -504,6 +528,7 @@ public final class FileSystemCore: @unchecked Sendable {
             let h = Array(fileHandles.values)
             fileHandles.removeAll()
             dirHandles.removeAll()
+            retiredHandles.append(contentsOf: h)
             return h
         }
         for h in handles { h.reader.close() }
