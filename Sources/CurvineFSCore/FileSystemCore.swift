@@ -50,6 +50,8 @@ public final class FileSystemCore: @unchecked Sendable {
     /// may still hold one unretained (FileHandleTable.swift).
     private var retiredHandles: [FileHandle] = []
     private var dirHandles: [UInt64: DirHandle] = [:]
+    /// Generation of the next file handle number (FileHandleTable.swift: fh = generation
+    /// << 20 | slot index); dir handles take it as their number.
     private var nextFh: UInt64 = 1
     private var hiddenCounter: UInt64 = 0
     private var statfsCache: (StatFS, UInt64)?
@@ -462,11 +464,18 @@ public final class FileSystemCore: @unchecked Sendable {
     // MARK: handles
 
     /// Registers the handle `make` builds for a new fh (generation `nextFh` plus a slot
-    /// index: FileHandleTable.swift).
-    func registerFile(_ make: (UInt64) -> FileHandle) -> FileHandle {
+    /// index: FileHandleTable.swift), or under `fixed` (a handle restored after a
+    /// hand-over keeps the number the kernel knows; later generations stay above its).
+    func registerFile(fixed: UInt64? = nil, _ make: (UInt64) -> FileHandle) -> FileHandle {
         handleLock.withLock {
-            let fh = fileHandles.reserveFh(generation: nextFh)
-            nextFh += 1
+            let fh: UInt64
+            if let f = fixed {
+                fh = f
+                nextFh = max(nextFh, (f >> FileHandleSlots.slotBits) + 1)
+            } else {
+                fh = fileHandles.reserveFh(generation: nextFh)
+                nextFh += 1
+            }
             let h = make(fh)
             fileHandles[fh] = h
             return h

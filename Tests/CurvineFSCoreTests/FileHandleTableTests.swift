@@ -71,3 +71,30 @@ final class FileHandleTableTests: CoreTestCase {
         XCTAssertTrue(map.isEmpty)
     }
 }
+
+extension FileHandleTableTests {
+    /// registerFile(fixed:) (a hand-over restoring handles): the fixed number is used and
+    /// is found by READ; numbers handed out afterwards never collide with it.
+    func testRegisterFixedNumbers() throws {
+        let ino = try writeFile(InodeTable.rootIno, "g", [9, 8, 7], writeSize: 3)
+        let o = try core.open(ino: ino, flags: O_RDONLY, ctx: rootCtx)
+        let gen = o.fh >> FileHandleSlots.slotBits
+        let fixed = ((gen + 5) << FileHandleSlots.slotBits) | 77
+        let open = try core.fileHandle(o.fh, ino).open  // not inside `make`: it runs under handleLock
+        let env = core.env
+        let h = core.registerFile(fixed: fixed) { fh in
+            CurvineFSCore.FileHandle(fh: fh, ino: ino, open: open, readable: true, writable: false,
+                                     holdsWriter: false, env: env)
+        }
+        XCTAssertEqual(h.fh, fixed)
+        let r = CollectingReplier()
+        try core.read(ino: ino, fh: fixed, offset: 0, size: 3, replier: r)
+        XCTAssertEqual(r.data, [9, 8, 7])
+        let next = try core.open(ino: ino, flags: O_RDONLY, ctx: rootCtx)
+        XCTAssertGreaterThan(next.fh >> FileHandleSlots.slotBits, gen + 5)
+        h.reader.close()
+        _ = core.takeFileHandle(fixed)
+        try core.release(ino: ino, fh: next.fh)
+        try core.release(ino: ino, fh: o.fh)
+    }
+}
