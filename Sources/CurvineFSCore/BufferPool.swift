@@ -97,15 +97,19 @@ final class BufferPool: @unchecked Sendable {
         return PooledBuffer(capacity: cap, sizeClass: cls)
     }
 
-    func release(_ b: PooledBuffer) {
+    /// `consuming`: the buffer moves into the free list (a borrowed one would be copied
+    /// there, a retain on the read path).
+    func release(_ b: consuming PooledBuffer) {
+        let cap = b.capacity, cls = b.sizeClass
         lock.lock()
-        if allocated > budget || idle + b.capacity > maxIdleBytes {
-            allocated -= b.capacity
+        if allocated > budget || idle + cap > maxIdleBytes {
+            allocated -= cap
             lock.unlock()
-            return  // deallocated by ARC, outside the lock
+            _ = consume b  // deallocated by ARC, outside the lock
+            return
         }
-        idle += b.capacity
-        free[b.sizeClass].append(b)
+        idle += cap
+        free[cls].append(consume b)
         lock.unlock()
     }
 

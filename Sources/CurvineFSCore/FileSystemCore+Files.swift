@@ -121,9 +121,10 @@ extension FileSystemCore {
         return (e, opened(h))
     }
 
+    /// The READ hot path: no lock but the handle's own, no allocation and no
+    /// retain/release in steady state (ReadAllocationTests).
     public func read(ino: UInt64, fh: UInt64, offset: Int64, size: Int, replier: ReadReplier) throws {
-        let h = try fileHandle(fh, ino)
-        try h.reader.read(offset: offset, size: size, replier: replier)
+        try withFileHandle(fh, ino) { h in try h.reader.read(offset: offset, size: size, replier: replier) }
     }
 
     public func write(ino: UInt64, fh: UInt64, offset: Int64, data: UnsafeRawBufferPointer, ctx: RequestContext) throws -> Int {

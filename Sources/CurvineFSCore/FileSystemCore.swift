@@ -40,9 +40,18 @@ public final class FileSystemCore: @unchecked Sendable {
     var table: InodeTable { env.table }
     var client: CurvineFileSystem { env.client }
 
-    let handleLock = Lock()  // handle tables below are internal for FileSystemCore+Handover.swift
-    var fileHandles: [UInt64: FileHandle] = [:]
+    let handleLock = Lock()  // the handle state below is internal for FileSystemCore+Handover.swift
+    /// Open files (FileHandleTable.swift): a dictionary-like map under handleLock whose
+    /// handles are also published in `handleSlots` for READ's lock-free lookup.
+    var fileHandles: FileHandleMap
+    /// The read path's view of `fileHandles` (no lock, no retain).
+    private let handleSlots: FileHandleSlots
+    /// Handles that were open at shutdown: kept alive, since a READ racing the unmount
+    /// may still hold one unretained (FileHandleTable.swift).
+    private var retiredHandles: [FileHandle] = []
     var dirHandles: [UInt64: DirHandle] = [:]
+    /// Generation of the next file handle number (FileHandleTable.swift: fh = generation
+    /// << 20 | slot index); dir handles take it as their number.
     var nextFh: UInt64 = 1
     var hiddenCounter: UInt64 = 0
     private var statfsCache: (StatFS, UInt64)?
@@ -58,6 +67,9 @@ public final class FileSystemCore: @unchecked Sendable {
         cfg.fsPath = FileSystemCore.normalize(config.fsPath)
         cfg.listLimit = max(1, cfg.listLimit)
         self.config = cfg
+        let slots = FileHandleSlots()
+        self.handleSlots = slots
+        self.fileHandles = FileHandleMap(slots: slots)
         var root: FileStatus
         do {
             root = try client.fileStatus(cfg.fsPath)
@@ -464,12 +476,19 @@ public final class FileSystemCore: @unchecked Sendable {
 
     // MARK: handles
 
-    /// Registers a new handle under the next free number, or under `fixed` (a handle
-    /// restored after a hand-over keeps the number the kernel knows).
+    /// Registers the handle `make` builds for a new fh (generation `nextFh` plus a slot
+    /// index: FileHandleTable.swift), or under `fixed` (a handle restored after a
+    /// hand-over keeps the number the kernel knows; later generations stay above its).
     func registerFile(fixed: UInt64? = nil, _ make: (UInt64) -> FileHandle) -> FileHandle {
         handleLock.withLock {
-            let fh = fixed ?? nextFh
-            nextFh = max(nextFh, fh + 1)
+            let fh: UInt64
+            if let f = fixed {
+                fh = f
+                nextFh = max(nextFh, (f >> FileHandleSlots.slotBits) + 1)
+            } else {
+                fh = fileHandles.reserveFh(generation: nextFh)
+                nextFh += 1
+            }
             let h = make(fh)
             fileHandles[fh] = h
             return h
@@ -481,6 +500,18 @@ public final class FileSystemCore: @unchecked Sendable {
             throw FSError(EBADF, "no open file handle \(fh) for inode \(ino)")
         }
         return h
+    }
+
+    /// Runs `body` with the open file `fh` of `ino` borrowed: from its slot without a lock
+    /// or a retain when it has one (the READ hot path; why that is safe:
+    /// FileHandleTable.swift), else from the map like `fileHandle(_:_:)`.
+    @inline(__always)
+    func withFileHandle<R>(_ fh: UInt64, _ ino: UInt64, _ body: (FileHandle) throws -> R) throws -> R {
+        if let u = handleSlots.lookup(fh) {
+            let hit = u._withUnsafeGuaranteedRef { $0.fh == fh && $0.ino == ino }
+            if hit { return try u._withUnsafeGuaranteedRef(body) }
+        }
+        return try body(fileHandle(fh, ino))
     }
 
     func takeFileHandle(_ fh: UInt64) -> FileHandle? {
@@ -519,6 +550,7 @@ public final class FileSystemCore: @unchecked Sendable {
             let h = Array(fileHandles.values)
             fileHandles.removeAll()
             dirHandles.removeAll()
+            retiredHandles.append(contentsOf: h)
             return h
         }
         for h in handles { h.reader.close() }

@@ -4,9 +4,16 @@ import CurvineClient
 
 /// A task object the pool runs without allocating: submitting a closure allocates its
 /// context, so the read path (one prefetch task per unit) submits an object it already
-/// has (its FileReader) instead. The pool holds a strong reference until the task ran.
+/// has (its FileReader) instead. The pool holds it unretained, so a submit costs no
+/// retain/release either: the task must keep itself alive until every submission ran
+/// (FileReader does: `keepAlive` while it has tasks pending).
 protocol IOTask: AnyObject {
     func runIOTask()
+}
+
+/// An IOTask reference that is not counted.
+struct UnretainedTask {
+    unowned(unsafe) let task: IOTask
 }
 
 /// Background io threads: a FIFO of tasks. Tasks block on network I/O; none of them
@@ -15,7 +22,7 @@ final class IOThreadPool: @unchecked Sendable {
     private let cond = ConditionLock()
     private enum Job {
         case closure(() -> Void)
-        case task(IOTask)
+        case task(UnretainedTask)
         case taken
     }
     private var queue: [Job] = []
@@ -49,7 +56,8 @@ final class IOThreadPool: @unchecked Sendable {
         cond.unlock()
     }
 
-    /// Runs `task.runIOTask()` on an io thread; no allocation once the queue has grown.
+    /// Runs `task.runIOTask()` on an io thread; no allocation once the queue has grown,
+    /// no retain: `task` must stay alive until it ran.
     func submit(task: IOTask) {
         cond.lock()
         if stopping {
@@ -57,7 +65,7 @@ final class IOThreadPool: @unchecked Sendable {
             startThread(name: "curvine-io-late") { task.runIOTask() }
             return
         }
-        queue.append(.task(task))
+        queue.append(.task(UnretainedTask(task: task)))
         cond.signal()
         cond.unlock()
     }
@@ -79,7 +87,7 @@ final class IOThreadPool: @unchecked Sendable {
                 cond.unlock()
                 switch t {
                 case .closure(let f): f()
-                case .task(let o): o.runIOTask()
+                case .task(let o): o.task.runIOTask()
                 case .taken: break
                 }
                 cond.lock()

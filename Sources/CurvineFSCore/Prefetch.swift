@@ -44,9 +44,15 @@
 // read once, when the reader moves more than `maxBackwardSeek` past it, on a seek,
 // on close, and when the file changes in this mount (writer flush, truncate).
 // Demand reads use a pooled scratch buffer (forced: they must progress, and there are
-// at most as many as request threads). Buffers and unit objects are recycled, so a
-// steady stream of reads does not allocate — ReadAllocationTests counts mallocs around
-// 10,000 reads of each path and expects zero, in debug builds too. That rules out on
+// at most as many as request threads). Buffers and units are recycled, so a steady
+// stream of reads does not allocate — ReadAllocationTests counts mallocs around
+// 10,000 reads of each path and expects zero, in debug builds too. Nor does it retain
+// or release (counted in optimized builds): the handle comes from an unretained slot
+// (FileHandleTable.swift), units are addresses in a UnitStore (PrefetchUnit.swift), the
+// layout is borrowed unretained (a replaced one waits in `retiredLayouts` until no read
+// is active), the pools are called through Unmanaged references, buffers and streams
+// are moved (`consume`), never copied, and the io pool holds the reader unretained
+// (`keepAlive`). That rules out on
 // this path: closures that escape (a prefetch task is the FileReader itself, an
 // IOTask, not a closure), String formatting, Array/Data temporaries, and the generic
 // Collection algorithms (first(where:), contains(where:), for-in over `units`): in
@@ -103,29 +109,34 @@ final class FileReader: IOTask, @unchecked Sendable {
         }
     }
 
-    final class Unit {
-        enum State { case queued, running, ready, failed, cancelled }
-        var index: Int64 = 0
-        var offset: Int64 = 0
-        var length = 0
-        var buf: PooledBuffer?
-        var state = State.cancelled
-        var error: FSError?
-        var pins = 0
-        var served = 0
-        var generation: UInt64 = 0
-        /// Removed from `units`; recycle when unpinned and not running.
-        var detached = false
-    }
+    /// Units are plain addresses of state their store owns (PrefetchUnit.swift).
+    typealias Unit = PrefetchUnit
 
     private struct Stream {
         let block: Int
         let layoutGen: UInt64
         let reader: BlockReader
+        /// reader.localFileDescriptor when the stream was opened (asking the reader, an
+        /// existential call, costs a retain/release per read). A reader that fails over
+        /// to a local replica later still reads it, through `read`.
+        let localFd: Int32?
     }
 
     let ino: UInt64
     private let env: CoreEnv
+    /// env's pools, unretained (env, hence they, outlives the reader): a call through
+    /// `env.readPool` (or an unowned(unsafe) copy) costs a retain and a release of the
+    /// pool per call, since the optimizer does not borrow a `let` of a `let` across a
+    /// call; `_withUnsafeGuaranteedRef` hands the call a +0 reference.
+    private let readPoolRef: Unmanaged<BufferPool>
+    private let ioRef: Unmanaged<IOThreadPool>
+    @inline(__always) private func acquireBuffer(_ size: Int, force: Bool) -> PooledBuffer? {
+        readPoolRef._withUnsafeGuaranteedRef { $0.acquire(size, force: force) }
+    }
+    @inline(__always) private func releaseBuffer(_ b: consuming PooledBuffer) {
+        var moving: PooledBuffer? = consume b  // a closure cannot consume a capture; take() moves
+        readPoolRef._withUnsafeGuaranteedRef { $0.release(moving.take()!) }
+    }
     private let open: OpenFile
     private let cond = ConditionLock()
 
@@ -136,6 +147,20 @@ final class FileReader: IOTask, @unchecked Sendable {
     private var refreshing = false
     private var units: [Unit] = []
     private var spareUnits: [Unit] = []
+    /// Memory of every unit this reader made (recycled, freed with the reader), so a
+    /// unit held by the read path or an io thread stays valid, even detached.
+    private let unitStore = UnitStore()
+    /// Reads in progress (FileSystemCore.read holds the handle unretained; close() waits
+    /// for them: FileHandleTable.swift).
+    private var activeReads = 0
+    /// Layouts replaced while reads were active (they may still use them, unretained);
+    /// dropped when no read is active.
+    private var retiredLayouts: [Layout] = []
+    /// Prefetch tasks submitted and not yet run: the io pool holds us unretained.
+    private var pendingTasks = 0
+    /// Self while tasks may be pending (set at the first submit, cleared once closed with
+    /// none pending): one retain per reader instead of one per submitted unit.
+    private var keepAlive: FileReader?
     private var window: Int
     private var lastEnd: Int64 = -1
     private var lastStart: Int64 = -1
@@ -147,10 +172,13 @@ final class FileReader: IOTask, @unchecked Sendable {
     init(ino: UInt64, env: CoreEnv, open: OpenFile) {
         self.ino = ino
         self.env = env
+        self.readPoolRef = Unmanaged.passUnretained(env.readPool)
+        self.ioRef = Unmanaged.passUnretained(env.io)
         self.open = open
         self.window = max(env.config.initialPrefetchWindow, 0)
         // A full window of units plus stragglers, so the list never grows mid-stream.
         units.reserveCapacity(max(env.config.maxPrefetchWindow, 0) / max(4096, env.config.prefetchUnit) + 8)
+        spareUnits.reserveCapacity(units.capacity)
         idle.reserveCapacity(max(1, env.config.maxStreamsPerHandle) + 1)
     }
 
@@ -160,17 +188,36 @@ final class FileReader: IOTask, @unchecked Sendable {
 
     func read(offset: Int64, size: Int, replier: ReadReplier) throws {
         guard offset >= 0 else { throw FSError(EINVAL, "negative read offset") }
+        cond.lock()
+        activeReads += 1
+        cond.unlock()
+        defer { leaveRead() }  // declared first: runs last, after every other use of self
         if let w = open.writer, w.isDirty {
             // Read-your-writes: make this mount's buffered writes visible to the read.
             try w.flush()
             env.count { $0.readYourWritesFlushes += 1 }
         }
-        var lay = try currentLayout()
-        if size > 0, offset + Int64(size) > lay.length,
-           monotonicNs() - lay.fetchedNs > UInt64(max(env.config.attrTimeout, 0.001) * 1e9) {
+        var lu = try currentLayout()
+        if size > 0, lu._withUnsafeGuaranteedRef({ offset + Int64(size) > $0.length
+            && monotonicNs() - $0.fetchedNs > UInt64(max(env.config.attrTimeout, 0.001) * 1e9) }) {
             // Past our idea of EOF with an old layout: another client may have appended.
-            lay = try currentLayout(force: true)
+            lu = try currentLayout(force: true)
         }
+        try lu._withUnsafeGuaranteedRef { lay in try read(lay, offset: offset, size: size, replier: replier) }
+    }
+
+    /// Ends a read (see `activeReads`): the last thing a read does with the reader.
+    private func leaveRead() {
+        cond.lock()
+        activeReads -= 1
+        if activeReads == 0 {
+            if !retiredLayouts.isEmpty { retiredLayouts.removeAll() }
+            if closed { cond.broadcast() }
+        }
+        cond.unlock()
+    }
+
+    private func read(_ lay: Layout, offset: Int64, size: Int, replier: ReadReplier) throws {
         guard size > 0, offset < lay.length else {
             replier.replyBytes(UnsafeRawBufferPointer(start: nil, count: 0))
             return
@@ -186,7 +233,7 @@ final class FileReader: IOTask, @unchecked Sendable {
             let start = Int(offset - u.offset)
             u.pins += 1
             cond.unlock()
-            replier.replyBytes(UnsafeRawBufferPointer(start: u.buf!.base + start, count: n))
+            replier.replyBytes(UnsafeRawBufferPointer(start: u.base! + start, count: n))
             cond.lock()
             unpinLocked(u, consumed: n)
             growWindowLocked()
@@ -203,19 +250,26 @@ final class FileReader: IOTask, @unchecked Sendable {
            !lay.blocks[bi].isHole, !lay.blocks[bi].locations.isEmpty {
             let inner = offset - lay.starts[bi]
             let s = try checkout(lay, bi, at: inner)
-            if let fd = s.reader.localFileDescriptor {
+            if let fd = s.localFd {
                 replier.replyFile(fd: fd, offset: inner, count: n)
-                checkin(s)
+                checkin(consume s)
                 env.count { $0.shortCircuitBytes += UInt64(n) }
-                if seq { cond.withLock { scheduleLocked(lay, from: end) } }
+                if seq {
+                    cond.lock()
+                    scheduleLocked(lay, from: end)
+                    cond.unlock()
+                }
                 return
             }
-            checkin(s)
+            checkin(consume s)
         }
 
         // 3. Scratch buffer from units and demand reads.
-        guard let scratch = env.readPool.acquire(n, force: true) else { throw FSError(ENOMEM, "no read buffer") }
-        defer { env.readPool.release(scratch) }
+        // Held in an optional the defer takes it out of: handing a `let` to a consuming
+        // parameter copies it (a retain).
+        var scratchBuffer = acquireBuffer(n, force: true)
+        guard let scratchBase = scratchBuffer?.base else { throw FSError(ENOMEM, "no read buffer") }
+        defer { releaseBuffer(scratchBuffer.take()!) }
         var pos = 0
         var hit = 0
         while pos < n {
@@ -223,12 +277,12 @@ final class FileReader: IOTask, @unchecked Sendable {
             let idx = off / Int64(unitSize)
             let pieceEnd = min(end, (idx + 1) * Int64(unitSize))
             let len = Int(pieceEnd - off)
-            let dest = UnsafeMutableRawBufferPointer(start: scratch.base + pos, count: len)
+            let dest = UnsafeMutableRawBufferPointer(start: scratchBase + pos, count: len)
             cond.lock()
             if let u = obtainUnitLocked(idx, lay) {
                 u.pins += 1
                 cond.unlock()
-                dest.copyMemory(from: UnsafeRawBufferPointer(start: u.buf!.base + Int(off - u.offset), count: len))
+                dest.copyMemory(from: UnsafeRawBufferPointer(start: u.base! + Int(off - u.offset), count: len))
                 cond.lock()
                 unpinLocked(u, consumed: len)
                 cond.unlock()
@@ -239,7 +293,7 @@ final class FileReader: IOTask, @unchecked Sendable {
             }
             pos += len
         }
-        replier.replyBytes(UnsafeRawBufferPointer(start: scratch.base, count: n))
+        replier.replyBytes(UnsafeRawBufferPointer(start: scratchBase, count: n))
         cond.withLock {
             if hit > 0 { growWindowLocked() }
             scheduleLocked(lay, from: end)
@@ -250,26 +304,33 @@ final class FileReader: IOTask, @unchecked Sendable {
         }
     }
 
-    /// Closes the handle's streams and drops its units.
+    /// Closes the handle's streams and drops its units. Returns once no read is in
+    /// progress (a read may still be finishing after its reply when RELEASE comes).
     func close() {
         var streams: [Stream] = []
-        cond.withLock {
-            closed = true
-            dropUnitsLocked { _ in true }
-            streams = idle
-            idle.removeAll()
-        }
+        var keep: FileReader?
+        cond.lock()
+        closed = true
+        dropUnitsLocked { _ in true }
+        streams = idle
+        idle.removeAll()
+        while activeReads > 0 { cond.wait() }
+        if pendingTasks == 0 { swap(&keep, &keepAlive) }
+        cond.unlock()
         for s in streams { s.reader.close() }
+        withExtendedLifetime(keep) {}  // the last reference may go here, never under the lock
     }
 
     // MARK: layout
 
-    private func currentLayout(force: Bool = false) throws -> Layout {
+    /// The current layout, unretained: valid while this read is active (a replaced one
+    /// waits in `retiredLayouts`). Called by reads only.
+    private func currentLayout(force: Bool = false) throws -> Unmanaged<Layout> {
         cond.lock()
         let deadline = env.ioDeadline()
         while true {
             let v = open.dataVersion
-            if !force, let l = layout, layoutVersion == v {
+            if !force, layoutVersion == v, let l = layout.map({ Unmanaged.passUnretained($0) }) {
                 cond.unlock()
                 return l
             }
@@ -278,7 +339,7 @@ final class FileReader: IOTask, @unchecked Sendable {
                     cond.unlock()
                     throw FSError(ETIMEDOUT, "inode \(ino): timed out waiting for block locations")
                 }
-                if force, layout != nil { cond.unlock(); return layout! }
+                if force, let l = layout.map({ Unmanaged.passUnretained($0) }) { cond.unlock(); return l }
                 continue
             }
             refreshing = true
@@ -295,6 +356,7 @@ final class FileReader: IOTask, @unchecked Sendable {
             refreshing = false
             layoutGen &+= 1
             let l = Layout(fetched, generation: layoutGen)
+            if let old = layout { retiredLayouts.append(old) }
             layout = l
             layoutVersion = v
             localBlocks.removeAll()
@@ -304,7 +366,7 @@ final class FileReader: IOTask, @unchecked Sendable {
             cond.broadcast()
             cond.unlock()
             for s in stale { s.reader.close() }
-            return l
+            return Unmanaged.passUnretained(l)  // `layout` keeps it
         }
     }
 
@@ -352,6 +414,7 @@ final class FileReader: IOTask, @unchecked Sendable {
     /// A ready unit covering index `idx` (fetching or waiting for it), or nil when there
     /// is none, it failed (the caller reads on demand, which retries), or it did not
     /// finish within ioTimeout.
+    /// Pin the unit before unlocking (it is recycled once unpinned and detached).
     private func obtainUnitLocked(_ idx: Int64, _ lay: Layout) -> Unit? {
         let deadline = env.ioDeadline()
         while true {
@@ -364,7 +427,7 @@ final class FileReader: IOTask, @unchecked Sendable {
             case .queued:
                 // Claim it: fetching here beats waiting behind other files' tasks.
                 u.state = .running
-                let job = (u.offset, u.buf!.base, u.length)
+                let job = (u.offset, u.base!, u.length)
                 cond.unlock()
                 fetch(u, lay, job)
                 cond.lock()
@@ -401,10 +464,10 @@ final class FileReader: IOTask, @unchecked Sendable {
 
     private func recycleLocked(_ u: Unit) {
         guard u.detached, u.pins == 0, u.state != .running else { return }
-        if let b = u.buf { u.buf = nil; env.readPool.release(b) }
+        if let b = u.detachBuffer() { releaseBuffer(b) }
         u.detached = false
         u.error = nil
-        if spareUnits.count < 64 { spareUnits.append(u) }
+        spareUnits.append(u)  // bounded: every unit of the store is in use or spare
     }
 
     private func dropUnitsLocked(_ which: (Unit) -> Bool) {
@@ -444,14 +507,17 @@ final class FileReader: IOTask, @unchecked Sendable {
             if let bi = lay.blockIndex(off), localBlocks.contains(bi),
                lay.starts[bi] + lay.blocks[bi].length >= min(off + us, lay.length) { continue }
             let len = Int(min(us, lay.length - off))
-            guard let buf = env.readPool.acquire(len, force: !ahead) else { break }
+            guard let buf = acquireBuffer(len, force: !ahead) else { break }
             ahead = true
-            let u = spareUnits.popLast() ?? Unit()
-            u.index = idx; u.offset = off; u.length = len; u.buf = buf
+            let u = spareUnits.popLast() ?? unitStore.make()
+            u.attach(consume buf)
+            u.index = idx; u.offset = off; u.length = len
             u.state = .queued; u.error = nil; u.pins = 0; u.served = 0
             u.generation = lay.generation; u.detached = false
             units.append(u)
-            env.io.submit(task: self)
+            if keepAlive == nil { keepAlive = self }  // until close (see `keepAlive`)
+            pendingTasks += 1
+            ioRef._withUnsafeGuaranteedRef { $0.submit(task: self) }
         }
     }
 
@@ -461,15 +527,21 @@ final class FileReader: IOTask, @unchecked Sendable {
         cond.lock()
         var i = 0
         while i < units.count, units[i].state != .queued { i += 1 }
-        guard i < units.count, let lay = layout, units[i].generation == lay.generation else {
+        if i < units.count, let lay = layout, units[i].generation == lay.generation {
+            let u = units[i]
+            u.state = .running
+            let job = (u.offset, u.base!, u.length)
             cond.unlock()
-            return
+            fetch(u, lay, job)
+            cond.lock()
         }
-        let u = units[i]
-        u.state = .running
-        let job = (u.offset, u.buf!.base, u.length)
+        // The pool holds us unretained: drop the self-reference after the last task of a
+        // closed reader, outside the lock (it may be the last reference).
+        pendingTasks -= 1
+        var keep: FileReader?
+        if pendingTasks == 0 && closed && activeReads == 0 { swap(&keep, &keepAlive) }
         cond.unlock()
-        fetch(u, lay, job)
+        withExtendedLifetime(keep) {}
     }
 
     /// Fetches a unit marked running (no lock held on entry or exit). `job` is the unit's
@@ -531,38 +603,49 @@ final class FileReader: IOTask, @unchecked Sendable {
                     s.reader.close()  // a failed stream is not reused
                     throw error
                 }
-                checkin(s)
+                checkin(consume s)
             }
             pos += n
         }
     }
 
     private func checkout(_ lay: Layout, _ bi: Int, at inner: Int64) throws -> Stream {
-        let found: Stream? = cond.withLock {
-            var i = idle.count - 1  // an index loop: see "Memory"
-            while i >= 0 {
-                if idle[i].block == bi && idle[i].layoutGen == lay.generation { return idle.remove(at: i) }
-                i -= 1
+        // Explicit lock/unlock rather than withLock's closure: the closure's context costs
+        // the read path retains.
+        cond.lock()
+        var i = idle.count - 1  // an index loop: see "Memory"
+        while i >= 0 {
+            if idle[i].block == bi && idle[i].layoutGen == lay.generation {
+                let s = idle.remove(at: i)
+                cond.unlock()
+                return s
             }
-            return nil
+            i -= 1
         }
-        if let s = found { return s }
+        cond.unlock()
         let r = try fsTry { try env.client.openBlockReader(lay.blocks[bi], offset: inner) }
-        if r.localFileDescriptor != nil { cond.withLock { if lay.generation == layoutGen { localBlocks.insert(bi) } } }
-        return Stream(block: bi, layoutGen: lay.generation, reader: r)
+        let fd = r.localFileDescriptor
+        if fd != nil { cond.withLock { if lay.generation == layoutGen { localBlocks.insert(bi) } } }
+        return Stream(block: bi, layoutGen: lay.generation, reader: r, localFd: fd)
     }
 
-    private func checkin(_ s: Stream) {
-        var evict: [Stream] = []
-        cond.withLock {
-            if closed || s.layoutGen != layoutGen {
-                evict.append(s)
-                return
-            }
-            idle.append(s)
-            let cap = max(1, env.config.maxStreamsPerHandle)
-            while idle.count > cap { evict.append(idle.removeFirst()) }
+    /// `consuming`: the stream moves into `idle` (a borrowed one would be copied: a retain).
+    private func checkin(_ s: consuming Stream) {
+        cond.lock()
+        if closed || s.layoutGen != layoutGen {
+            cond.unlock()
+            s.reader.close()
+            return
         }
+        idle.append(s)
+        let cap = max(1, env.config.maxStreamsPerHandle)
+        if idle.count <= cap {
+            cond.unlock()
+            return
+        }
+        var evict: [Stream] = []
+        while idle.count > cap { evict.append(idle.removeFirst()) }
+        cond.unlock()
         for e in evict { e.reader.close() }
     }
 }

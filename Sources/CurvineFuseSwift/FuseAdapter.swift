@@ -314,7 +314,8 @@ enum FuseAdapter {
         // empty read, fuse_reply_buf — no swift_retain/swift_release outside the
         // debug-log and error branches (before: one retain + one release of the core per
         // READ). The Replier witnesses and the metrics wrapper have none either.
-        // ReadAllocationTests counts the core's allocations per read (zero).
+        // ReadAllocationTests counts the core's allocations per read (zero) and, in
+        // optimized builds, its retains/releases on the reading thread (zero as well).
         ops.read = { req, ino, size, off, fi in
             // One line per READ the daemon serves (tests count them: a passthrough file has none).
             if Log.debugEnabled { Log.debug("READ ino=\(ino) fh=\(fi!.pointee.fh) off=\(off) size=\(size)") }

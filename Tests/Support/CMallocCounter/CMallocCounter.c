@@ -118,7 +118,7 @@ static _Atomic int recorded;
 static _Atomic int record_limit;
 static __thread int in_record;
 
-static void record(void)
+__attribute__((noinline)) static void record(void)
 {
     if (in_record)
         return;  /* backtrace() may allocate */
@@ -189,6 +189,12 @@ typedef void (*release_n_fn)(void *, uint32_t);
 static _Atomic int arc_on;
 static _Atomic uint64_t retains;
 static _Atomic uint64_t releases;
+/* Per thread (counted only while started, like the process-wide counts). */
+static __thread uint64_t thread_retains;
+static __thread uint64_t thread_releases;
+/* Stacks of this thread's next retains/releases (cvmc_arc_record_start). */
+static __thread int arc_recording;
+static void record_arc(void);
 
 static void *next(const char *name)
 {
@@ -219,8 +225,15 @@ NEXT(release_fn, real_bo_release, "swift_bridgeObjectRelease")
 
 static inline void count(_Atomic uint64_t *c, void *o, uint64_t n)
 {
-    if (atomic_load_explicit(&arc_on, memory_order_relaxed) && o != NULL)
+    if (atomic_load_explicit(&arc_on, memory_order_relaxed) && o != NULL) {
         atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+        if (c == &retains)
+            thread_retains += n;
+        else
+            thread_releases += n;
+        if (arc_recording)
+            record_arc();
+    }
 }
 
 void *swift_retain(void *o)
@@ -269,3 +282,35 @@ void cvmc_arc_stop(void) { atomic_store_explicit(&arc_on, 0, memory_order_relaxe
 
 uint64_t cvmc_retains(void) { return atomic_load_explicit(&retains, memory_order_relaxed); }
 uint64_t cvmc_releases(void) { return atomic_load_explicit(&releases, memory_order_relaxed); }
+uint64_t cvmc_thread_retains(void) { return thread_retains; }
+uint64_t cvmc_thread_releases(void) { return thread_releases; }
+
+/* Shares the allocation recorder's stack slots: do not record both at once. */
+__attribute__((noinline)) static void record_arc(void)
+{
+    if (in_record)
+        return;
+    int i = atomic_fetch_add_explicit(&recorded, 1, memory_order_relaxed);
+    if (i >= atomic_load_explicit(&record_limit, memory_order_relaxed)) {
+        arc_recording = 0;
+        return;
+    }
+    in_record = 1;
+    depths[i] = backtrace(stacks[i], RECORD_DEPTH);
+    in_record = 0;
+}
+
+void cvmc_arc_record_start(int max)
+{
+    void *warm[2];
+    backtrace(warm, 2);
+    atomic_store(&recorded, 0);
+    atomic_store(&record_limit, max < RECORD_MAX ? max : RECORD_MAX);
+    arc_recording = 1;
+}
+
+int cvmc_arc_record_stop(const char *path)
+{
+    arc_recording = 0;
+    return cvmc_record_stop(path);
+}

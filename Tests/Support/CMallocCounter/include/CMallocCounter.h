@@ -38,5 +38,13 @@ int cvmc_arc_start(void);
 void cvmc_arc_stop(void);
 uint64_t cvmc_retains(void);       /* retain calls (n for the _n form) while started */
 uint64_t cvmc_releases(void);
+/* The calling thread's retains/releases counted while started. */
+uint64_t cvmc_thread_retains(void);
+uint64_t cvmc_thread_releases(void);
+/* Records the stacks of the calling thread's next `max` (<= 64) counted retains and
+ * releases (counting must be started); stop writes them as cvmc_record_stop does.
+ * Shares cvmc_record_start's slots: use one recorder at a time. */
+void cvmc_arc_record_start(int max);
+int cvmc_arc_record_stop(const char *path);
 
 #endif
