@@ -75,9 +75,14 @@ let package = Package(
         .testTarget(name: "CurvineFSCoreTests",
                     dependencies: ["CurvineFSCore", "CurvineClient", "CurvineServer", "CMallocCounter"], swiftSettings: v5),
         .testTarget(name: "CurvineFluidTests", dependencies: ["CurvineFluid"], swiftSettings: v5),
-        .testTarget(name: "MountTests", dependencies: ["CurvineClient", "CurvineServer"], swiftSettings: v5),
+        // The mount-test harness (real binaries, teardown that never leaves a mount), shared
+        // by the two test targets that mount: test targets cannot import each other.
+        .target(name: "CurvineTestHarness", path: "Tests/CurvineTestHarness", swiftSettings: v5),
+        .testTarget(name: "MountTests", dependencies: ["CurvineClient", "CurvineServer", "CurvineTestHarness"],
+                    swiftSettings: v5),
         // Faults, failover, shutdown, differential and resource tests (short mode in CI).
         .testTarget(name: "ReliabilityTests",
-                    dependencies: ["CurvineClient", "CurvineServer", "CurvineFSCore"], swiftSettings: v5),
+                    dependencies: ["CurvineClient", "CurvineServer", "CurvineFSCore", "CurvineTestHarness"],
+                    swiftSettings: v5),
     ]
 )

@@ -4,6 +4,7 @@
 // opened before the hand-over while it happens, twice, and check every byte.
 import Foundation
 import XCTest
+import CurvineTestHarness
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -4,6 +4,7 @@
 // stopping the daemon under one, leaves nothing wedged.
 import Foundation
 import XCTest
+import CurvineTestHarness
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -10,6 +10,7 @@
 // directory cannot take it plus 1 GiB of room.
 import Foundation
 import XCTest
+import CurvineTestHarness
 #if canImport(Glibc)
 import Glibc
 #endif

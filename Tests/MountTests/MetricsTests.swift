@@ -3,6 +3,7 @@
 //     web server listening on 0.0.0.0:<port> (/metrics, /healthz)
 import Foundation
 import XCTest
+import CurvineTestHarness
 #if canImport(Glibc)
 import Glibc
 #endif

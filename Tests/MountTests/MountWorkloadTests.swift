@@ -1,6 +1,7 @@
 // Real mounts over the embedded cluster: the everyday workload of a dataset mount.
 import Foundation
 import XCTest
+import CurvineTestHarness
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -8,10 +8,11 @@
 //
 // Needs a kernel with FUSE passthrough (Linux >= 6.9, CONFIG_FUSE_PASSTHROUGH) and
 // root; on other kernels the tests that need it are skipped (the "no kernel support"
-// test runs everywhere). Binaries come from $CURVINE_E2E_BIN_DIR (e.g. .build-pt/debug)
+// test runs everywhere). Binaries come from $CURVINE_BIN_DIR (e.g. .build-pt/debug)
 // or .build/debug.
 import Foundation
 import XCTest
+import CurvineTestHarness
 #if canImport(Glibc)
 import Glibc
 #endif

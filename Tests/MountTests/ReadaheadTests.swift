@@ -3,6 +3,7 @@
 // sequential reads then reach the daemon in READs of that size.
 import Foundation
 import XCTest
+import CurvineTestHarness
 #if canImport(Glibc)
 import Glibc
 #endif

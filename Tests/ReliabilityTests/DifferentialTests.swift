@@ -7,6 +7,7 @@
 // failure with CURVINE_SEED=<seed>. Short mode 1,500 ops, CURVINE_LONG=1 20,000.
 import Foundation
 import XCTest
+import CurvineTestHarness
 
 let differentialScript = #"""
 import errno, hashlib, os, random, sys, time

@@ -4,6 +4,7 @@
 // write + close returned success is there afterwards, byte for byte.
 import Foundation
 import XCTest
+import CurvineTestHarness
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -4,6 +4,7 @@
 //               connection: the peer vanished without FIN/RST; only timeouts notice)
 // resetAll() aborts every connection with RST (SO_LINGER 0).
 import Foundation
+import CurvineTestHarness
 #if canImport(Glibc)
 import Glibc
 #endif

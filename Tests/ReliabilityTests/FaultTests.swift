@@ -5,6 +5,7 @@
 // rpc 1 s, retry budget 3 s, data 1 s).
 import Foundation
 import XCTest
+import CurvineTestHarness
 #if canImport(Glibc)
 import Glibc
 #endif

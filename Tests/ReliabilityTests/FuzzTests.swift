@@ -5,6 +5,7 @@
 // runs over 1M config inputs and 1M frames.
 import Foundation
 import XCTest
+import CurvineTestHarness
 #if canImport(Glibc)
 import Glibc
 #endif

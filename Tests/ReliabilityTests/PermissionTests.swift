@@ -4,6 +4,7 @@
 // nobody through setpriv with the system python (/usr/bin/python3), under `timeout`.
 import Foundation
 import XCTest
+import CurvineTestHarness
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,6 +1,7 @@
 // Minimal reproductions of bugs the randomized tests found, kept as fast core-level tests.
 import Foundation
 import XCTest
+import CurvineTestHarness
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -5,6 +5,7 @@
 // 1,024 descriptors (hard limit unchanged), as under systemd or a container default.
 import Foundation
 import XCTest
+import CurvineTestHarness
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -3,6 +3,7 @@
 // itself; a frozen cluster makes syscalls fail within the retry budget, not hang.
 import Foundation
 import XCTest
+import CurvineTestHarness
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -8,6 +8,7 @@
 //   CURVINE_BIN_DIR=D   where curvine-fuse and curvine-cluster are (default <package>/.build/debug)
 import Foundation
 import XCTest
+import CurvineTestHarness
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,15 +26,9 @@ enum RelEnv {
         return UInt64.random(in: 1...UInt64(UInt32.max))
     }
 
-    static let packageRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent()
-
-    static var binDir: String {
-        if let d = env["CURVINE_BIN_DIR"], !d.isEmpty { return d }
-        return packageRoot.appendingPathComponent(".build/debug").path
-    }
-
-    static func binary(_ name: String) -> String { binDir + "/" + name }
+    /// The binaries under test (CurvineTestHarness: $CURVINE_BIN_DIR, else .build/debug).
+    static var binDir: String { TestBinaries.binDir }
+    static func binary(_ name: String) -> String { CurvineTestHarness.binary(name) }
 }
 
 /// Small timeouts of the fault tests (ms). Each test asserts its bound from these.
@@ -69,17 +64,6 @@ func clientToml(_ masters: [HostPort], shortCircuit: Bool = false, blockSize: St
 func makeClient(_ toml: String) throws -> CurvineClient {
     let conf = try ClusterConfig.parse(text: toml, source: "test.toml")
     return try CurvineClient(options: conf.clientOptions())
-}
-
-func tempDir(_ tag: String) -> String {
-    var t = Array("/tmp/cvrel-\(tag)-XXXXXX".utf8CString)
-    let p = mkdtemp(&t)!
-    return String(cString: p)
-}
-
-func removeTree(_ path: String) {
-    guard !path.isEmpty, path.hasPrefix("/tmp/") else { return }
-    try? FileManager.default.removeItem(atPath: path)
 }
 
 func seconds(since ns: UInt64) -> Double { Double(monotonicNs() - ns) / 1e9 }
@@ -122,10 +106,6 @@ func watchdog<T>(_ limit: Double, _ what: String, file: StaticString = #filePath
         return nil
     }
     return box.r
-}
-
-final class ResultBox<T>: @unchecked Sendable {
-    var r: Result<T, Error>?
 }
 
 /// Asserts that `body` fails with one of `errnos` within `bound` seconds; returns the time.

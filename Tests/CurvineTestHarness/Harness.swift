@@ -1,22 +1,47 @@
-// The real binaries for mount-level tests (adapted from Tests/MountTests/MountHarness.swift:
-// test targets cannot import each other). Every file operation on a mount runs in a
-// child process under `timeout`, so a hung daemon fails the test instead of hanging the
-// runner; teardown unmounts (fusermount3 -u, then lazy) and kills what it started.
+// The real binaries for mount-level tests, shared by MountTests and ReliabilityTests
+// (test targets cannot import each other, so this is a plain library target only test
+// targets depend on). Every file operation on a mount runs in a child process under
+// `timeout`, so a hung daemon fails the test instead of hanging the runner; teardown
+// unmounts (fusermount3 -u, then lazy) and kills what it started.
 import Foundation
 import XCTest
 #if canImport(Glibc)
 import Glibc
 #endif
 
-struct CommandResult {
-    var status: Int32
-    var stdout: String
-    var stderr: String
+/// Where the binaries under test are: $CURVINE_BIN_DIR (or its older name
+/// $CURVINE_E2E_BIN_DIR; relative to the package root), else .build/debug, else
+/// .build/release — e.g. CURVINE_BIN_DIR=.build-x/debug after
+/// `swift build --scratch-path .build-x`.
+public enum TestBinaries {
+    public static let packageRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
+    public static var binDir: String {
+        let env = ProcessInfo.processInfo.environment
+        for key in ["CURVINE_BIN_DIR", "CURVINE_E2E_BIN_DIR"] {
+            if let d = env[key], !d.isEmpty { return URL(fileURLWithPath: d, relativeTo: packageRoot).path }
+        }
+        for dir in [".build/debug", ".build/release"] {
+            let p = packageRoot.appendingPathComponent(dir)
+            if FileManager.default.isExecutableFile(atPath: p.appendingPathComponent("curvine-fuse").path) { return p.path }
+        }
+        return packageRoot.appendingPathComponent(".build/debug").path
+    }
+}
+
+/// The path of binary `name` (curvine-fuse, curvine-cluster, cv) under test.
+public func binary(_ name: String) -> String { TestBinaries.binDir + "/" + name }
+
+public struct CommandResult {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
 }
 
 /// Runs `/bin/sh -c script` with a hard timeout (seconds).
 @discardableResult
-func sh(_ script: String, timeout: Int = 60) -> CommandResult {
+public func sh(_ script: String, timeout: Int = 60) -> CommandResult {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
     p.arguments = ["-k", "5", String(timeout), "/bin/sh", "-c", script]
@@ -37,17 +62,43 @@ func sh(_ script: String, timeout: Int = 60) -> CommandResult {
                          stderr: String(decoding: errData, as: UTF8.self))
 }
 
-func isMounted(_ path: String) -> Bool {
+public func isMounted(_ path: String) -> Bool {
     guard let t = try? String(contentsOfFile: "/proc/mounts", encoding: .utf8) else { return false }
     return t.split(separator: "\n").contains { $0.split(separator: " ").count > 2 && $0.split(separator: " ")[1] == path }
 }
 
-/// A child process with its output captured to a file (for diagnostics).
-final class Child {
-    let process = Process()
-    let logPath: String
+/// "fstype options" of the mount at `path` (nil when none).
+public func mountType(_ path: String) -> String? {
+    guard let t = try? String(contentsOfFile: "/proc/mounts", encoding: .utf8) else { return nil }
+    for l in t.split(separator: "\n") {
+        let f = l.split(separator: " ")
+        if f.count > 3 && f[1] == path { return "\(f[2]) \(f[3])" }
+    }
+    return nil
+}
 
-    init(_ exe: String, _ args: [String], log: String, env: [String: String] = [:]) throws {
+public func tempDir(_ tag: String) -> String {
+    var t = Array("/tmp/cvrel-\(tag)-XXXXXX".utf8CString)
+    let p = mkdtemp(&t)!
+    return String(cString: p)
+}
+
+public func removeTree(_ path: String) {
+    guard !path.isEmpty, path.hasPrefix("/tmp/") else { return }
+    try? FileManager.default.removeItem(atPath: path)
+}
+
+public final class ResultBox<T>: @unchecked Sendable {
+    public var r: Result<T, Error>?
+    public init() {}
+}
+
+/// A child process with its output captured to a file (for diagnostics).
+public final class Child {
+    public let process = Process()
+    public let logPath: String
+
+    public init(_ exe: String, _ args: [String], log: String, env: [String: String] = [:]) throws {
         logPath = log
         process.executableURL = URL(fileURLWithPath: exe)
         process.arguments = args
@@ -62,12 +113,12 @@ final class Child {
         try process.run()
     }
 
-    var pid: pid_t { process.processIdentifier }
-    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    public var pid: pid_t { process.processIdentifier }
+    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
     /// SIGTERM, wait up to `grace` seconds, then SIGKILL. Returns the exit status.
     @discardableResult
-    func stop(grace: Double = 5) -> Int32 {
+    public func stop(grace: Double = 5) -> Int32 {
         if process.isRunning { kill(pid, SIGCONT); kill(pid, SIGTERM) }
         let deadline = Date().addingTimeInterval(grace)
         while process.isRunning && Date() < deadline { usleep(20_000) }
@@ -80,18 +131,18 @@ final class Child {
 }
 
 /// An embedded cluster in its own process.
-final class ClusterProcess {
-    let dir: String
-    let child: Child
-    let master: String
-    let standbys: [String]
+public final class ClusterProcess {
+    public let dir: String
+    public let child: Child
+    public let master: String
+    public let standbys: [String]
 
-    init(dir: String, workers: Int = 1, standbyMasters: Int = 0) throws {
+    public init(dir: String, workers: Int = 1, standbyMasters: Int = 0) throws {
         self.dir = dir
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var args = ["--data-dir", dir + "/data", "--master-port", "0", "--worker-port", "0", "--workers", String(workers)]
         for _ in 0..<standbyMasters { args += ["--standby-master-port", "0"] }
-        child = try Child(RelEnv.binary("curvine-cluster"), args, log: dir + "/cluster.log")
+        child = try Child(binary("curvine-cluster"), args, log: dir + "/cluster.log")
         let deadline = Date().addingTimeInterval(30)
         var addr: String?
         var standby: [String] = []
@@ -115,25 +166,26 @@ final class ClusterProcess {
         standbys = standby
     }
 
-    func stop() { child.stop() }
+    public func stop() { child.stop() }
 }
 
 /// One curvine-fuse mount.
-final class MountProcess {
-    let mnt: String
-    let child: Child
+public final class MountProcess {
+    public let mnt: String
+    public let child: Child
 
-    /// Starts the daemon; `expectMount` false returns as soon as it runs (for failure cases).
-    init(mnt: String, master: String, conf: String? = nil, extraArgs: [String] = [], log: String,
-         env: [String: String] = [:], prefix: [String] = []) throws {
+    /// Starts `exe` (curvine-fuse under test by default), under `prefix` (e.g. setpriv) when
+    /// given, and waits until the mount answers.
+    public init(mnt: String, master: String, conf: String? = nil, extraArgs: [String] = [], log: String,
+                env: [String: String] = [:], prefix: [String] = [], exe: String = binary("curvine-fuse")) throws {
         self.mnt = mnt
         try? FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
         var args = ["--mnt-path", mnt, "--master-addrs", master, "--web-port", "0"]
         if let c = conf { args += ["--conf", c] }
         if prefix.isEmpty {
-            child = try Child(RelEnv.binary("curvine-fuse"), args + extraArgs, log: log, env: env)
+            child = try Child(exe, args + extraArgs, log: log, env: env)
         } else {
-            child = try Child(prefix[0], Array(prefix.dropFirst()) + [RelEnv.binary("curvine-fuse")] + args + extraArgs,
+            child = try Child(prefix[0], Array(prefix.dropFirst()) + [exe] + args + extraArgs,
                               log: log, env: env)
         }
         let deadline = Date().addingTimeInterval(30)
@@ -148,11 +200,11 @@ final class MountProcess {
         }
     }
 
-    var pid: pid_t { child.pid }
+    public var pid: pid_t { child.pid }
 
     /// Unmounts and stops the daemon; always leaves no mount behind.
     @discardableResult
-    func stop() -> Int32 {
+    public func stop() -> Int32 {
         if child.process.isRunning { kill(child.pid, SIGCONT) }
         if isMounted(mnt) { sh("fusermount3 -u '\(mnt)'", timeout: 10) }
         let status = child.stop(grace: 5)
@@ -166,7 +218,7 @@ final class MountProcess {
 }
 
 /// Daemon resource figures from /proc.
-func rssKiB(_ pid: pid_t) -> Int? {
+public func rssKiB(_ pid: pid_t) -> Int? {
     guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
     for l in s.split(separator: "\n") where l.hasPrefix("VmRSS:") {
         return Int(l.split(separator: " ", omittingEmptySubsequences: true)[1])
@@ -174,11 +226,11 @@ func rssKiB(_ pid: pid_t) -> Int? {
     return nil
 }
 
-func fdCount(_ pid: pid_t) -> Int? {
+public func fdCount(_ pid: pid_t) -> Int? {
     (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd"))?.count
 }
 
-func threadCount(_ pid: pid_t) -> Int? {
+public func threadCount(_ pid: pid_t) -> Int? {
     guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
     for l in s.split(separator: "\n") where l.hasPrefix("Threads:") {
         return Int(l.split(separator: "\t", omittingEmptySubsequences: true).last!.trimmingCharacters(in: .whitespaces))
@@ -187,31 +239,31 @@ func threadCount(_ pid: pid_t) -> Int? {
 }
 
 /// Base class: a temp dir, a cluster, mounts; teardown stops everything, also on failure.
-class MountTestCase: XCTestCase {
+open class MountTestCase: XCTestCase {
     nonisolated(unsafe) static var announced = false
-    var tmp = ""
-    var cluster: ClusterProcess?
-    var mounts: [MountProcess] = []
+    public var tmp = ""
+    public var cluster: ClusterProcess?
+    public var mounts: [MountProcess] = []
 
-    override func setUpWithError() throws {
+    open override func setUpWithError() throws {
         guard getuid() == 0, FileManager.default.fileExists(atPath: "/dev/fuse") else {
             throw XCTSkip("mount tests need root and /dev/fuse")
         }
-        guard FileManager.default.isExecutableFile(atPath: RelEnv.binary("curvine-fuse")),
-              FileManager.default.isExecutableFile(atPath: RelEnv.binary("curvine-cluster")) else {
-            XCTFail("no binaries in \(RelEnv.binDir): build first (swift build), or set CURVINE_BIN_DIR")
+        guard FileManager.default.isExecutableFile(atPath: binary("curvine-fuse")),
+              FileManager.default.isExecutableFile(atPath: binary("curvine-cluster")) else {
+            XCTFail("no binaries in \(TestBinaries.binDir): build first (swift build), or set CURVINE_BIN_DIR")
             throw XCTSkip("binaries missing")
         }
         if !Self.announced {
             Self.announced = true
-            print("mount tests: binaries from \(RelEnv.binDir) (set CURVINE_BIN_DIR to use another build)")
+            print("mount tests: binaries from \(TestBinaries.binDir) (set CURVINE_BIN_DIR to use another build)")
         }
         tmp = tempDir("mnt")
         // Other users (nobody, in the permission tests) must reach the mount points.
         chmod(tmp, 0o755)
     }
 
-    override func tearDown() {
+    open override func tearDown() {
         for m in mounts { m.stop() }
         if (testRun?.totalFailureCount ?? 0) > 0 {
             // Keep the daemon logs of a failed test (the temp dir goes away).
@@ -236,14 +288,14 @@ class MountTestCase: XCTestCase {
     }
 
     @discardableResult
-    func startCluster(workers: Int = 1, standbyMasters: Int = 0) throws -> ClusterProcess {
+    public func startCluster(workers: Int = 1, standbyMasters: Int = 0) throws -> ClusterProcess {
         let c = try ClusterProcess(dir: tmp + "/cluster", workers: workers, standbyMasters: standbyMasters)
         cluster = c
         return c
     }
 
     /// Writes a TOML with small client timeouts (and `extra` lines) and returns its path.
-    func writeConf(_ name: String = "conf.toml", budgetMs: Int = 3_000, rpcMs: Int = 1_000, extra: String = "") -> String {
+    public func writeConf(_ name: String = "conf.toml", budgetMs: Int = 3_000, rpcMs: Int = 1_000, extra: String = "") -> String {
         let p = tmp + "/" + name
         let text = """
         [client]
@@ -257,17 +309,17 @@ class MountTestCase: XCTestCase {
         return p
     }
 
-    func mount(_ name: String, master: String? = nil, conf: String? = nil, extraArgs: [String] = [],
-               env: [String: String] = [:], prefix: [String] = []) throws -> MountProcess {
+    public func mount(_ name: String, master: String? = nil, conf: String? = nil, extraArgs: [String] = [],
+                      env: [String: String] = [:], prefix: [String] = [], exe: String = binary("curvine-fuse")) throws -> MountProcess {
         let m = try MountProcess(mnt: tmp + "/" + name, master: master ?? cluster!.master, conf: conf,
-                                 extraArgs: extraArgs, log: tmp + "/\(name)-\(mounts.count).log", env: env, prefix: prefix)
+                                 extraArgs: extraArgs, log: tmp + "/\(name)-\(mounts.count).log", env: env, prefix: prefix, exe: exe)
         mounts.append(m)
         return m
     }
 
     /// Runs a script; fails the test with its output when it exits non-zero.
     @discardableResult
-    func run(_ script: String, timeout: Int = 120, file: StaticString = #filePath, line: UInt = #line) -> String {
+    public func run(_ script: String, timeout: Int = 120, file: StaticString = #filePath, line: UInt = #line) -> String {
         let r = sh(script, timeout: timeout)
         if r.status != 0 {
             XCTFail("`\(script)` exited \(r.status)\nstdout: \(r.stdout.suffix(3000))\nstderr: \(r.stderr.suffix(3000))\nlogs: \(mounts.map { $0.child.log.suffix(2000) })",
@@ -277,7 +329,7 @@ class MountTestCase: XCTestCase {
     }
 
     /// Runs a Python script (written to the temp dir) under `timeout`.
-    func python(_ script: String, _ args: [String], timeout: Int) -> CommandResult {
+    public func python(_ script: String, _ args: [String], timeout: Int) -> CommandResult {
         let p = tmp + "/script-\(UInt32.random(in: 0...UInt32.max)).py"
         _ = FileManager.default.createFile(atPath: p, contents: Data(script.utf8))
         let quoted = args.map { "'\($0)'" }.joined(separator: " ")
