@@ -73,10 +73,11 @@ let package = Package(
         // Test support: counts mallocs (and Swift retains) for the read path's no-allocation test.
         .target(name: "CMallocCounter", path: "Tests/Support/CMallocCounter"),
         .testTarget(name: "CurvineFSCoreTests",
-                    dependencies: ["CurvineFSCore", "CurvineClient", "CurvineServer", "CMallocCounter"], swiftSettings: v5),
+                    dependencies: ["CurvineFSCore", "CurvineClient", "CurvineServer", "CMallocCounter",
+                                   "CurvineTestHarness"], swiftSettings: v5),
         .testTarget(name: "CurvineFluidTests", dependencies: ["CurvineFluid"], swiftSettings: v5),
-        // The mount-test harness (real binaries, teardown that never leaves a mount), shared
-        // by the two test targets that mount: test targets cannot import each other.
+        // Shared test support: the mount harness (real binaries, teardown that never leaves a
+        // mount) and test data; a library because test targets cannot import each other.
         .target(name: "CurvineTestHarness", path: "Tests/CurvineTestHarness", swiftSettings: v5),
         .testTarget(name: "MountTests", dependencies: ["CurvineClient", "CurvineServer", "CurvineTestHarness"],
                     swiftSettings: v5),

@@ -255,7 +255,3 @@ final class HandoverTests: MountTestCase {
         XCTAssertEqual(m.stop(), 0)
     }
 }
-
-private extension NSLock {
-    func withLock<T>(_ body: () -> T) -> T { lock(); defer { unlock() }; return body() }
-}

@@ -33,7 +33,7 @@ final class Workload: @unchecked Sendable {
                     let size = 1_000 + (i * 7919) % 300_000
                     let start = monotonicNs()
                     do {
-                        try rig.writeFile(name, pattern(size, seed: seed), chunk: 64 << 10)
+                        try rig.writeFile(name, patternBytes(size, seed: seed), chunk: 64 << 10)
                         let now = monotonicNs()
                         lock.withLock {
                             acks.append(Ack(name: name, seed: seed, size: size, startNs: start, atNs: now))
@@ -91,7 +91,7 @@ func verifyAcknowledged(_ rig: CoreRig, _ acks: [Workload.Ack], file: StaticStri
             let r = ByteReplier()
             try core.read(ino: e.ino, fh: o.fh, offset: 0, size: a.size + 10, replier: r)
             try core.release(ino: e.ino, fh: o.fh)
-            if r.data != pattern(a.size, seed: a.seed) { bad += 1; XCTFail("\(a.name): content differs", file: file, line: line) }
+            if r.data != patternBytes(a.size, seed: a.seed) { bad += 1; XCTFail("\(a.name): content differs", file: file, line: line) }
         } catch {
             bad += 1
             XCTFail("acknowledged file \(a.name) lost: \(error)", file: file, line: line)
@@ -219,7 +219,7 @@ final class LostReplyTests: XCTestCase {
             while running.value > 0 {
                 do {
                     let d = try rig.core.mkdir(parent: 1, name: "nd\(i)", mode: 0o755, ctx: root)
-                    let f = try rig.writeFile("nf\(i)", pattern(100, seed: UInt64(i)), parent: d.ino)
+                    let f = try rig.writeFile("nf\(i)", patternBytes(100, seed: UInt64(i)), parent: d.ino)
                     try rig.core.rename(parent: d.ino, name: "nf\(i)", newParent: d.ino, newName: "mv\(i)", flags: 0, ctx: root)
                     _ = try rig.core.setattr(ino: f, changes: SetAttrChanges(mode: 0o600), ctx: root)
                     _ = try rig.core.symlink(target: "mv\(i)", parent: d.ino, name: "sl\(i)", ctx: root)

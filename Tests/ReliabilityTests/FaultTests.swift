@@ -52,7 +52,7 @@ final class WorkerFaultTests: XCTestCase {
     func testWorkerKilledMidReadFailsOverToTheOtherReplica() throws {
         let rig = try CoreRig(tag: "rd2", workers: 2, replicas: 2)
         defer { rig.stop() }
-        let data = pattern(6 << 20, seed: 1)
+        let data = patternBytes(6 << 20, seed: 1)
         let ino = try rig.writeFile("f", data)
         let blocks = try rig.client.blockLocations("/f").blocks
         XCTAssertTrue(blocks.allSatisfy { $0.locations.count == 2 }, "every block on both workers")
@@ -75,7 +75,7 @@ final class WorkerFaultTests: XCTestCase {
         try rig.core.release(ino: ino, fh: o.fh)
         faultLog.note("worker killed mid-read, 2 replicas: read completed from the other replica, rest of the file in \(String(format: "%.2f", seconds(since: start))) s")
         // Keeps serving: a new file lands on the surviving worker and reads back.
-        let d2 = pattern(3 << 20, seed: 2)
+        let d2 = patternBytes(3 << 20, seed: 2)
         let i2 = try rig.writeFile("g", d2)
         XCTAssertTrue(try rig.readAll(i2) == d2)
         XCTAssertTrue(try rig.readAll(ino) == data)
@@ -84,7 +84,7 @@ final class WorkerFaultTests: XCTestCase {
     func testWorkerKilledMidReadSingleReplicaFailsThenRecovers() throws {
         let rig = try CoreRig(tag: "rd1", workers: 1, replicas: 1)
         defer { rig.stop() }
-        let data = pattern(8 << 20, seed: 3)
+        let data = patternBytes(8 << 20, seed: 3)
         let ino = try rig.writeFile("f", data)
         let o = try rig.core.open(ino: ino, flags: O_RDONLY, ctx: rig.root)
         XCTAssertEqual(try rig.read(ino, fh: o.fh, offset: 0, size: 1 << 20), Array(data[0..<(1 << 20)]))
@@ -106,7 +106,7 @@ final class WorkerFaultTests: XCTestCase {
     func testWorkerKilledMidWriteKeepsTheSurvivingReplica() throws {
         let rig = try CoreRig(tag: "wr2", workers: 2, replicas: 2)
         defer { rig.stop() }
-        let data = pattern(4 << 20 + 12345, seed: 4)
+        let data = patternBytes(4 << 20 + 12345, seed: 4)
         let (e, o) = try rig.core.create(parent: 1, name: "f", mode: 0o644, flags: O_WRONLY | O_CREAT, ctx: rig.root)
         let chunk = 256 << 10
         var off = 0
@@ -140,7 +140,7 @@ final class WorkerFaultTests: XCTestCase {
         let rig = try CoreRig(tag: "wr1", workers: 2, replicas: 1)
         defer { rig.stop() }
         let (e, o) = try rig.core.create(parent: 1, name: "f", mode: 0o644, flags: O_WRONLY | O_CREAT, ctx: rig.root)
-        let part = pattern(512 << 10, seed: 5)
+        let part = patternBytes(512 << 10, seed: 5)
         try part.withUnsafeBytes { _ = try rig.core.write(ino: e.ino, fh: o.fh, offset: 0, data: $0, ctx: rig.root) }
         try rig.core.flush(ino: e.ino, fh: o.fh)
         let victim = Int(try rig.client.blockLocations("/f").blocks[0].locations[0].workerId) - 1
@@ -148,7 +148,7 @@ final class WorkerFaultTests: XCTestCase {
         // The block's only replica is gone: one of write/flush/release reports it.
         let start = monotonicNs()
         var failure: Int32?
-        let more = pattern(256 << 10, seed: 6)
+        let more = patternBytes(256 << 10, seed: 6)
         for step in 0..<3 where failure == nil {
             let r = watchdog(dataBound(replicas: 1) + 5, "write path after worker kill") { () throws -> Void in
                 switch step {
@@ -165,7 +165,7 @@ final class WorkerFaultTests: XCTestCase {
         XCTAssertLessThanOrEqual(took, dataBound(replicas: 1) * 2)
         faultLog.note("worker killed mid-write, 1 replica: \(failure.map(errnoName) ?? "none") after \(String(format: "%.3f", took)) s")
         // Keeps serving: new blocks go to the live worker.
-        let d = pattern(2 << 20, seed: 7)
+        let d = patternBytes(2 << 20, seed: 7)
         let i2 = try within(10, "write after worker kill") { try rig.writeFile("g", d) }
         XCTAssertTrue(try rig.readAll(i2) == d)
     }
@@ -173,7 +173,7 @@ final class WorkerFaultTests: XCTestCase {
     func testSlowAndHungWorker() throws {
         let rig = try CoreRig(tag: "slow", workers: 1)
         defer { rig.stop() }
-        let data = pattern(4 << 20, seed: 8)
+        let data = patternBytes(4 << 20, seed: 8)
         let ino = try rig.writeFile("f", data)
         let w = rig.cluster.workers[0]!
         // Slower than usual but inside data_timeout: data.
@@ -205,7 +205,7 @@ final class WorkerFaultTests: XCTestCase {
         XCTAssertTrue(try rig.readAll(ino) == data)
         // Slow writes inside the timeout succeed.
         w.setFaultHook(hook(.delay(ms: 100)) { $0.code == writeCode })
-        let d = pattern(1 << 20, seed: 9)
+        let d = patternBytes(1 << 20, seed: 9)
         let i2 = try within(20, "slow write") { try rig.writeFile("g", d) }
         w.setFaultHook(nil)
         XCTAssertTrue(try rig.readAll(i2) == d)
@@ -214,7 +214,7 @@ final class WorkerFaultTests: XCTestCase {
     func testDroppedWorkerConnectionsAreRetried() throws {
         let rig = try CoreRig(tag: "wdrop", workers: 1)
         defer { rig.stop() }
-        let data = pattern(4 << 20, seed: 10)
+        let data = patternBytes(4 << 20, seed: 10)
         let ino = try rig.writeFile("f", data)
         let w = rig.cluster.workers[0]!
         let o = try rig.core.open(ino: ino, flags: O_RDONLY, ctx: rig.root)
@@ -231,7 +231,7 @@ final class WorkerFaultTests: XCTestCase {
         faultLog.note("worker connection dropped before/after executing and reset mid-read: data, no error")
         // A write stream whose connection drops at Open is retried on a fresh connection.
         w.setFaultHook(hook(.dropBeforeExecute, times: 1) { $0.code == writeCode && $0.requestStatus == .open })
-        let d = pattern(1 << 20, seed: 11)
+        let d = patternBytes(1 << 20, seed: 11)
         let i2 = try within(10, "write, connection dropped at open") { try rig.writeFile("g", d) }
         w.setFaultHook(nil)
         XCTAssertTrue(try rig.readAll(i2) == d)
@@ -242,7 +242,7 @@ final class WorkerFaultTests: XCTestCase {
         // retried on the other replica (or, after a transport error, the same worker).
         let rig = try CoreRig(tag: "wlen", workers: 2, replicas: 2)
         defer { rig.stop() }
-        let data = pattern(4 << 20, seed: 12)
+        let data = patternBytes(4 << 20, seed: 12)
         let ino = try rig.writeFile("f", data)
         let ws = [rig.cluster.workers[0]!, rig.cluster.workers[1]!]
         func setHook(_ h: (@Sendable (Frame) -> ServerFault)?) { ws.forEach { $0.setFaultHook(h) } }
@@ -279,7 +279,7 @@ final class MasterFaultTests: XCTestCase {
     func testMasterStopsAnswering() throws {
         let rig = try CoreRig(tag: "mhang")
         defer { rig.stop() }
-        let data = pattern(2 << 20, seed: 20)
+        let data = patternBytes(2 << 20, seed: 20)
         let ino = try rig.writeFile("f", data)
         let o = try rig.core.open(ino: ino, flags: O_RDONLY, ctx: rig.root)
         _ = try rig.read(ino, fh: o.fh, offset: 0, size: 4096)  // layout cached
@@ -337,7 +337,7 @@ final class MasterFaultTests: XCTestCase {
         // The reply is lost after the master executed: the retry (same req_id) is answered
         // from the retry cache, not with EEXIST.
         m.setFaultHook(hook(.dropAfterExecute, times: 1) { $0.code == create })
-        let d = pattern(100_000, seed: 21)
+        let d = patternBytes(100_000, seed: 21)
         let ino = try within(Timeouts.callBound + 5, "create, reply lost") { try rig.writeFile("f", d) }
         m.setFaultHook(hook(.dropAfterExecute, times: 1) { $0.code == mk })
         _ = try within(Timeouts.callBound, "mkdir, reply lost") { try rig.core.mkdir(parent: 1, name: "b", mode: 0o755, ctx: rig.root) }

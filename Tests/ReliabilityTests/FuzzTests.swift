@@ -303,7 +303,7 @@ final class FuzzTests: XCTestCase {
         defer { cluster.stop() }
         let client = try makeClient(clientToml([cluster.masterAddress]))
         defer { client.close() }
-        try client.writeWholeFile("/ok", bytes: pattern(300_000, seed: 1))
+        try client.writeWholeFile("/ok", bytes: patternBytes(300_000, seed: 1))
         let targets = [cluster.masterAddress.port, cluster.workerAddresses[0].port]
         let codes: [Int8] = Array(1...40) + [80, 81, 82, 83, 100, -1, 127]
         let seeds = frameSeeds()
@@ -341,7 +341,7 @@ final class FuzzTests: XCTestCase {
                 XCTAssertEqual(try client.readWholeFile("/ok").count, 300_000, "worker stopped serving (seed \(seed))")
             }
         }
-        XCTAssertEqual(try client.readWholeFile("/ok"), pattern(300_000, seed: 1))
+        XCTAssertEqual(try client.readWholeFile("/ok"), patternBytes(300_000, seed: 1))
         // Every garbage connection's thread ended.
         let deadline = monotonicNs() + 5_000_000_000
         while (cluster.masters[0].connectionCount > 3 || cluster.workers[0]!.connectionCount > 16) && monotonicNs() < deadline {

@@ -47,7 +47,7 @@ final class RegressionTests: XCTestCase {
         var m = Model()
         let ino = try rig.writeFile("f", [])
         try truncate(rig, ino, 100_000); m.truncate(100_000)
-        let d = pattern(4096, seed: 1)
+        let d = patternBytes(4096, seed: 1)
         try within(20, "write past a trailing hole") { try self.write(rig, ino, 300_000, d) }
         m.write(300_000, d)
         XCTAssertTrue(try rig.readAll(ino) == m.bytes)
@@ -63,7 +63,7 @@ final class RegressionTests: XCTestCase {
         let ino = try rig.writeFile("f", [])
         try truncate(rig, ino, 65_536); m.truncate(65_536)
         try write(rig, ino, 255_944, [7]); m.write(255_944, [7])
-        let d = pattern(4096, seed: 2)
+        let d = patternBytes(4096, seed: 2)
         try within(20, "write into the former hole") { try self.write(rig, ino, 0, d) }
         m.write(0, d)
         XCTAssertTrue(try rig.readAll(ino) == m.bytes)

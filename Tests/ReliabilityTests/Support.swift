@@ -68,17 +68,6 @@ func makeClient(_ toml: String) throws -> CurvineClient {
 
 func seconds(since ns: UInt64) -> Double { Double(monotonicNs() - ns) / 1e9 }
 
-/// Deterministic bytes.
-func pattern(_ count: Int, seed: UInt64) -> [UInt8] {
-    var x = seed &* 6364136223846793005 &+ 1442695040888963407
-    var out = [UInt8](repeating: 0, count: count)
-    for i in 0..<count {
-        x ^= x << 13; x ^= x >> 7; x ^= x << 17
-        out[i] = UInt8(truncatingIfNeeded: x)
-    }
-    return out
-}
-
 /// The errno of an error thrown by the core or the client (nil for anything else).
 func errnoOf(_ error: Error) -> Int32? {
     switch error {
