@@ -274,7 +274,7 @@ void cvfuse_blocking_wait_begin(void)
             pthread_attr_destroy(&attr);
             if (rc == 0) {
                 atomic_store(&s->nworkers, n + 1);
-                cvlog(FUSE_LOG_INFO, "worker %d added: %d of %d workers wait for locks", n, atomic_load(&s->blocked), n);
+                cvlog(FUSE_LOG_INFO, "worker %d added: %d of %d workers wait for locks", n, atomic_load(&s->blocked), n + 1);
             } else {
                 cvlog(FUSE_LOG_ERR, "adding a worker: pthread_create: %s", strerror(rc));
             }
