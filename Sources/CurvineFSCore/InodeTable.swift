@@ -539,6 +539,9 @@ final class InodeTable: @unchecked Sendable {
     /// Absent ranges kept and the names they hold (tests, memory checks).
     var absentCounts: (ranges: Int, names: Int) { lock.withLock { (absentRanges, absentNames) } }
 
+    /// Stat-ahead listings started and not yet applied (tests wait for zero).
+    var listingsPending: Int { lock.withLock { listingsInFlight } }
+
     private func dropExpiredAbsentLocked(_ d: AheadDir, now: UInt64) {
         for i in d.absent.indices.reversed() where d.absent[i].expiresNs <= now { removeAbsentLocked(d, at: i) }
     }

@@ -25,10 +25,16 @@ final class AbsentRangeTests: CoreTestCase {
         try core.release(ino: e.ino, fh: o.fh)
     }
 
-    /// Waits for the background listings started so far to finish.
-    func settle(listings: Int) {
-        for _ in 0..<200 where faults.calls("listPage") < listings { usleep(5_000) }
-        usleep(50_000)  // the page is applied under the table lock after the call returns
+    /// Waits for at least `listings` background listings to have been asked for and for
+    /// every listing started so far to be applied (under the table lock, after the call
+    /// returns). Polls rather than sleeps a fixed time: a loaded CI machine may take far
+    /// longer than a quiet one; 10 s is the give-up bound.
+    func settle(listings: Int = 0) {
+        for _ in 0..<2000 {
+            if faults.calls("listPage") >= listings && core.table.listingsPending == 0 { return }
+            usleep(5_000)
+        }
+        XCTFail("listings did not settle: \(faults.calls("listPage")) asked for, \(core.table.listingsPending) pending")
     }
 
     func testCreateRunInNameOrderNeedsNoFileStatus() throws {
@@ -58,7 +64,7 @@ final class AbsentRangeTests: CoreTestCase {
         // so each slice needs a listing of its own.
         for i in 0..<12 {
             for t in 0..<4 { try createNew(d.ino, "t\(t)-\(String(format: "%03d", i))") }
-            if i % 4 == 3 { usleep(30_000) }  // let the listings started so far finish
+            settle()  // the listings this round started are applied before the next round
         }
         settle(listings: 4)
         faults.resetCounts()
@@ -129,7 +135,7 @@ final class AbsentRangeTests: CoreTestCase {
     }
 
     func testRangeExpiresWithTheStatusTTL() throws {
-        try remount(config(ttl: 0.3))
+        try remount(config(ttl: 1))
         let d = try mkdir(1, "d")
         for i in 0..<4 { try createNew(d.ino, "f\(i)") }
         settle(listings: 1)
@@ -138,7 +144,7 @@ final class AbsentRangeTests: CoreTestCase {
         XCTAssertEqual(faults.calls("fileStatus"), 0)
         XCTAssertEqual(core.table.absentCounts.ranges, 1)
         XCTAssertGreaterThan(core.table.absentCounts.names, 0, "f5 was created after the listing")
-        usleep(350_000)
+        usleep(1_050_000)
         assertErrno(ENOENT, try core.lookup(parent: d.ino, name: "f6", ctx: rootCtx))
         XCTAssertEqual(faults.calls("fileStatus"), 1, "an expired range proves nothing")
         XCTAssertEqual(core.table.absentCounts.ranges, 0, "and is dropped with its names")
@@ -149,7 +155,7 @@ final class AbsentRangeTests: CoreTestCase {
         try remount(config(negatives: false))
         let d = try mkdir(1, "d")
         for i in 0..<4 { try createNew(d.ino, "f\(i)") }
-        usleep(100_000)
+        settle()
         faults.resetCounts()
         for i in 4..<10 { try createNew(d.ino, "f\(i)") }
         XCTAssertEqual(faults.calls("fileStatus"), 6)

@@ -48,8 +48,8 @@ final class NamespaceTests: CoreTestCase {
 
     func testGetattrCacheHonoursTTL() throws {
         var c = defaultConfig()
-        c.attrTimeout = 0.3
-        c.entryTimeout = 0.3
+        c.attrTimeout = 1
+        c.entryTimeout = 1
         try remount(c)
         let ino = try writeFile(1, "f", [0])
         _ = try core.getattr(ino: ino, fh: nil)
@@ -57,10 +57,10 @@ final class NamespaceTests: CoreTestCase {
         // Changed behind the core's back (another client).
         _ = try fs.setAttr("/f", SetAttrOptions(mode: 0o600))
         let (a1, ttl) = try core.getattr(ino: ino, fh: nil)
-        XCTAssertEqual(ttl, 0.3)
+        XCTAssertEqual(ttl, 1)
         XCTAssertEqual(a1.mode & 0o777, 0o644, "served from cache within the TTL")
         XCTAssertEqual(faults.calls("fileStatus"), 0)
-        usleep(350_000)
+        usleep(1_050_000)
         let (a2, _) = try core.getattr(ino: ino, fh: nil)
         XCTAssertEqual(a2.mode & 0o777, 0o600, "refetched after the TTL")
         XCTAssertEqual(faults.calls("fileStatus"), 1)
@@ -82,17 +82,17 @@ final class NamespaceTests: CoreTestCase {
         // negative_timeout 0: ENOENT.
         assertErrno(ENOENT, try core.lookup(parent: 1, name: "missing", ctx: rootCtx))
         var c = defaultConfig()
-        c.negativeTimeout = 0.4
+        c.negativeTimeout = 1
         try remount(c)
         let e = try core.lookup(parent: 1, name: "missing", ctx: rootCtx)
         XCTAssertEqual(e.ino, 0)
-        XCTAssertEqual(e.entryTimeout, 0.4)
+        XCTAssertEqual(e.entryTimeout, 1)
         // Created by another client: still negative here until the TTL passes.
         _ = try fs.mkdir("/missing", mode: 0o755, owner: "", group: "", createParent: false)
         faults.resetCounts()
         XCTAssertEqual(try core.lookup(parent: 1, name: "missing", ctx: rootCtx).ino, 0)
         XCTAssertEqual(faults.calls("fileStatus"), 0)
-        usleep(450_000)
+        usleep(1_050_000)
         XCTAssertNotEqual(try core.lookup(parent: 1, name: "missing", ctx: rootCtx).ino, 0)
         // Our own create replaces a negative entry at once.
         XCTAssertEqual(try core.lookup(parent: 1, name: "new", ctx: rootCtx).ino, 0)
