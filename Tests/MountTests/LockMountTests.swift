@@ -125,7 +125,10 @@ final class LockMountTests: MountTestCase {
         for i in 0..<4 {
             waiters.append(try spawnShell("exec flock '\(m.mnt)/f' touch \(t)/got\(i)"))
         }
-        usleep(1_500_000)  // all four are waiting now (their first poll found the holder)
+        // All four wait now (their first poll found the holder); on a loaded machine the
+        // shells may take a while to get there, so poll for the loop's log line.
+        let deadline = Date().addingTimeInterval(20)
+        while !m.child.log.contains("workers wait for locks") && Date() < deadline { usleep(50_000) }
         XCTAssertTrue(m.child.log.contains("workers wait for locks"), "the loop should have added workers: \(m.child.log.suffix(1500))")
         // Another request on the mount is still served while the waiters wait.
         XCTAssertEqual(sh("ls '\(m.mnt)' >/dev/null", timeout: 10).status, 0, "the mount stopped answering")

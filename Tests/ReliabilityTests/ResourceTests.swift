@@ -162,8 +162,13 @@ final class ResourceTests: MountTestCase {
         XCTAssertLessThanOrEqual(peak.fds, Bounds.fds(openFiles: 1000))
         XCTAssertLessThanOrEqual(peak.rssMiB, Bounds.loadRssMiB)
         XCTAssertLessThanOrEqual(peak.threads, Bounds.threads)
-        usleep(300_000)
-        let after = fdCount(m.pid) ?? -1
+        // RELEASE reaches the daemon after close returns: poll for the fds to go.
+        var after = fdCount(m.pid) ?? -1
+        let releaseDeadline = Date().addingTimeInterval(10)
+        while after > Bounds.fds(openFiles: 0) && Date() < releaseDeadline {
+            usleep(50_000)
+            after = fdCount(m.pid) ?? -1
+        }
         XCTAssertLessThanOrEqual(after, Bounds.fds(openFiles: 0), "descriptors not released after close")
         print(String(format: "resources: 1000 open files (%@): %@; held: %d fds, RSS %.1f MiB; peak %d fds, RSS %.1f MiB, %d threads; after close %d fds",
                      child.log.replacingOccurrences(of: "\n", with: " "), idle, heldFds, heldRss, peak.fds, peak.rssMiB, peak.threads, after))
