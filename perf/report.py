@@ -155,7 +155,7 @@ def table(raw_path, meta_path, out_md, out_tsv):
     out.append(f"- CPU: {meta['cpu_model']}; memory {meta['mem_gib']} GiB; libfuse {meta['libfuse']}; "
                f"fio {meta['fio']}; {meta['swift']}")
     out.append(f"- file size {meta['size_mib']} MiB (4-job seq reads: 4 disjoint quarters), random reads "
-               f"{meta['runtime_s']} s, seq reads median of {meta['repeat']}, metadata {meta['nfiles']} files; "
+               f"{meta['runtime_s']} s, seq reads and warm stats median of {meta['repeat']}, metadata {meta['nfiles']} files; "
                f"page cache dropped before every fio job; native = tmpfs")
     out.append("")
     out.append(line(header))

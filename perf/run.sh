@@ -41,7 +41,7 @@ else
   TCP_RUNS=3; TCP_SECS=3
 fi
 SIZE_B=$((SIZE_MB << 20))
-WARM_PASSES=5                   # "stat warm": 5 timed passes after one untimed pass
+WARM_PASSES=5                   # "stat warm": one untimed pass, then REPEAT runs of 5 timed passes (median)
 TTL_SETTLE=1.2                  # s between create and the untimed pass: longer than the longest kernel
                                 # entry/attr TTL of any column (ours: 1 s, upstream's default), so that
                                 # the untimed pass, not the create phase, fills every cache
@@ -243,25 +243,31 @@ measure() {
   record "$col" "$job" "$v" "$unit" "$samples" ""
 }
 
-# md_phase COL JOB PHASE DIR THREADS [PASSES] [untimed]: one mdbench run; its figure
-# (k ops/s) goes into RAW unless the last argument is "untimed" (then only failures do).
+# md_phase COL JOB PHASE DIR THREADS [PASSES] [untimed|timed] [REPEATS]: REPEATS (default 1)
+# mdbench runs; the median figure (k ops/s) goes into RAW unless the mode is "untimed" (then
+# one run, and only failures are recorded).
 md_phase() {
-  local col=$1 job=$2 phase=$3 dir=$4 t=$5 passes=${6:-1} mode=${7:-timed} out rc v
+  local col=$1 job=$2 phase=$3 dir=$4 t=$5 passes=${6:-1} mode=${7:-timed} repeats=${8:-1} out rc v samples="" i
   if [ -n "$COL_FAIL" ]; then na "$col" "$job" "$COL_FAIL"; return 1; fi
-  out=$(timeout -k 10 "$MD_TIMEOUT" "$WORK/mdbench" "$phase" "$dir" "$NFILES" "$t" "$passes" 2>&1)
-  rc=$?
-  if [ $rc = 124 ] || [ $rc = 137 ]; then
-    COL_FAIL="mdbench $phase timed out after ${MD_TIMEOUT}s"; na "$col" "$job" "$COL_FAIL"; return 1
-  fi
-  if [ $rc != 0 ]; then
-    na "$col" "$job" "$([ "$mode" = untimed ] && echo 'untimed first pass: ')$(tail -n 1 <<<"$out" | cut -c1-160)"
-    return 1
-  fi
-  [ "$mode" = untimed ] && return 0
-  v=$(sed -n 's/.*ops_per_s=\([0-9.]*\).*/\1/p' <<<"$out")
-  v=$(awk -v x="$v" 'BEGIN { printf "%.3f", x / 1000 }')
-  log "$col $job: $v k ops/s"
-  record "$col" "$job" "$v" "k ops/s" "" ""
+  for ((i = 0; i < repeats; i++)); do
+    out=$(timeout -k 10 "$MD_TIMEOUT" "$WORK/mdbench" "$phase" "$dir" "$NFILES" "$t" "$passes" 2>&1)
+    rc=$?
+    if [ $rc = 124 ] || [ $rc = 137 ]; then
+      COL_FAIL="mdbench $phase timed out after ${MD_TIMEOUT}s"; na "$col" "$job" "$COL_FAIL"; return 1
+    fi
+    if [ $rc != 0 ]; then
+      na "$col" "$job" "$([ "$mode" = untimed ] && echo 'untimed first pass: ')$(tail -n 1 <<<"$out" | cut -c1-160)"
+      return 1
+    fi
+    [ "$mode" = untimed ] && return 0
+    v=$(sed -n 's/.*ops_per_s=\([0-9.]*\).*/\1/p' <<<"$out")
+    samples="$samples $(awk -v x="$v" 'BEGIN { printf "%.3f", x / 1000 }')"
+  done
+  samples=${samples# }
+  # shellcheck disable=SC2086
+  v=$(python3 "$PERF/report.py" median $samples)
+  log "$col $job: $v k ops/s ($samples)"
+  record "$col" "$job" "$v" "k ops/s" "$([ "$repeats" -gt 1 ] && echo "$samples")" ""
 }
 
 ALL_JOBS="seqread_1m_1j seqread_1m_4j seqread_256k_1j seqread_256k_4j randread_4k_1j randread_4k_4j seqwrite_1m_1j
@@ -310,7 +316,7 @@ run_column() {
     if md_phase "$col" "md_create_${t}t" create "$md" "$t"; then
       sleep "$TTL_SETTLE"
       md_phase "$col" "md_stat_warm_${t}t" stat "$md" "$t" 1 untimed \
-        && md_phase "$col" "md_stat_warm_${t}t" stat "$md" "$t" "$WARM_PASSES"
+        && md_phase "$col" "md_stat_warm_${t}t" stat "$md" "$t" "$WARM_PASSES" timed "$REPEAT"
       if [ -z "$COL_FAIL" ] && ! $remount; then COL_FAIL="remount for stat cold failed: $REMOUNT_ERR"; fi
       [ -z "$COL_FAIL" ] && drop_caches
       md_phase "$col" "md_stat_cold_${t}t" stat "$md" "$t" 1
