@@ -171,7 +171,16 @@ public final class CurvineClient: CurvineFileSystem, @unchecked Sendable {
         var r = Proto_DeleteRequest()
         r.path = path
         r.recursive = recursive
-        _ = try rpc(.delete, r, Proto_DeleteResponse.self)
+        do {
+            _ = try rpc(.delete, r, Proto_DeleteResponse.self)
+        } catch let e as CurvineError where e.kind == .fileNotFound && e.wasRetried {
+            // Our first attempt went out unanswered and the re-send found nothing: the
+            // delete ran on a master whose retry cache the re-send did not reach (a new
+            // leader, or the same master restarted; the cache is per master and in
+            // memory, §3.1). The name is gone, which is what was asked; a concurrent
+            // delete by another client is indistinguishable and has the same result.
+            return
+        }
     }
 
     public func rename(_ src: String, to dst: String, flags: RenameFlags) throws {

@@ -239,7 +239,8 @@ extension CurvineError {
         return e
     }
 
-    var wasRetried: Bool { message.hasSuffix("(after retry)") }
+    /// The call was re-sent after an attempt that went out unanswered (see `withRetryNote`).
+    public var wasRetried: Bool { message.hasSuffix("(after retry)") }
 }
 
 /// Milliseconds to nanoseconds, saturating (configs may hold huge values).

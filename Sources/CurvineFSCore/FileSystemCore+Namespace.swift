@@ -136,12 +136,10 @@ extension FileSystemCore {
     /// name is free at once for a new file). Returns the hidden name, or nil when the
     /// inode is not open.
     func hideIfOpen(parent: UInt64, parentPath: String, name: String, ino: UInt64) throws -> String? {
-        let open = table.lock.withLock { table.nodeLocked(ino)?.open }
-        guard let o = open else { return nil }
+        let (open, id) = table.lock.withLock { (table.nodeLocked(ino)?.open, table.nodeLocked(ino)?.id) }
+        guard let o = open, let id else { return nil }
         let hidden = nextHiddenName(ino)
-        try fsTry {
-            try client.rename(table.childPath(parentPath, name), to: table.childPath(parentPath, hidden), flags: .noReplace)
-        }
+        try renameOnMaster(table.childPath(parentPath, name), table.childPath(parentPath, hidden), .noReplace, srcId: id)
         let stillOpen: Bool = table.lock.withLock {
             table.renameLocked(parent, name, parent, hidden, now: monotonicNs(), entryExpiresNs: 0, ino: ino)
             table.invalidateStatusLocked(parent)
@@ -203,6 +201,24 @@ extension FileSystemCore {
         if ino == InodeTable.rootIno { throw FSError(EBUSY, "the mount root cannot be removed") }
         try fsTry { try client.delete(path, recursive: false) }
         forgetName(parent, name, ino: ino, removed: .directory)
+    }
+
+    /// Rename on the master. A rename whose reply was lost and whose re-send reached a
+    /// master without that attempt in its retry cache (a new leader, or the same master
+    /// restarted: the cache is per master and in memory, PROTOCOL.md §3.1) runs again and
+    /// fails, ENOENT (the source is gone) or EEXIST (NOREPLACE: the destination is there),
+    /// although the first attempt did the rename. The source's inode id under the
+    /// destination, and no source left, tell that case apart (2 RPCs, only then).
+    /// RENAME_EXCHANGE cannot be checked this way (a re-sent exchange swaps back and
+    /// succeeds); SEMANTICS.md lists it.
+    func renameOnMaster(_ src: String, _ dst: String, _ flags: RenameFlags, srcId: Int64) throws {
+        do {
+            try client.rename(src, to: dst, flags: flags)
+        } catch let e as CurvineError where e.wasRetried && (e.kind == .fileNotFound || e.kind == .fileAlreadyExists) {
+            guard (try? client.fileStatus(dst))?.id == srcId, (try? client.exists(src)) == false else { throw FSError(e) }
+        } catch {
+            throw FSError(any: error)
+        }
     }
 
     public func rename(parent: UInt64, name: String, newParent: UInt64, newName: String, flags: UInt32,
@@ -267,11 +283,11 @@ extension FileSystemCore {
         }
         do {
             do {
-                try fsTry { try client.rename(src, to: dst, flags: flags & noReplace != 0 ? .noReplace : []) }
+                try renameOnMaster(src, dst, flags & noReplace != 0 ? .noReplace : [], srcId: ss.id)
             } catch let e as FSError where e.errno == EEXIST && flags & noReplace == 0 && dstInfo != nil && hidden == nil {
                 // A master that refuses to replace: remove the destination, then move.
                 try fsTry { try client.delete(dst, recursive: false) }
-                try fsTry { try client.rename(src, to: dst, flags: []) }
+                try renameOnMaster(src, dst, [], srcId: ss.id)
             }
         } catch {
             if let h = hidden { unhide(parent: newParent, parentPath: np, hidden: h.name, name: newName, ino: h.ino) }

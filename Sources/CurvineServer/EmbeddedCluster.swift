@@ -23,6 +23,7 @@ import Glibc
 import Darwin
 #endif
 import CurvineClient
+import Synchronization
 
 public final class EmbeddedCluster: @unchecked Sendable {
     public struct Options: Sendable {
@@ -169,6 +170,28 @@ public final class EmbeddedCluster: @unchecked Sendable {
             for (i, m) in masters.enumerated() {
                 m.role = i == index ? .active : .standby
                 m.activeMasterAddress = leader
+            }
+        }
+    }
+
+    /// A lost reply across a leader change, for tests of the client's retries: the next
+    /// `code` request reaching master `from` runs there, its connection closes instead of
+    /// the reply, and master `to` leads from then on while `from` answers NotLeaderMaster
+    /// (until its fault hook is replaced or removed). The client's re-send reaches a
+    /// master whose retry cache never saw the request (PROTOCOL.md §3.1).
+    public func loseNextReplyThenFailover(_ code: RpcCode, from: Int = 0, to: Int = 1) {
+        failover(to: from)
+        let (old, next) = lock.withLock { (masters[from], masters[to]) }
+        let moved = Mutex(false)
+        old.setFaultHook { [weak self] f -> ServerFault in
+            moved.withLock { moved -> ServerFault in
+                if moved { return .fail(.notLeaderMaster, "Not a leader master, code=\(rpcName(RpcCode(rawValue: f.code))), client_ip=127.0.0.1") }
+                guard f.code == code.rawValue else { return .proceed }
+                moved = true
+                if let c = self { c.lock.withLock { c.activeIndex = to } }
+                next.role = .active
+                next.activeMasterAddress = next.address.description
+                return .dropAfterExecute
             }
         }
     }

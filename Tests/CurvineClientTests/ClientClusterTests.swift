@@ -137,3 +137,56 @@ final class FailoverTests: XCTestCase {
         print("failover: next call answered after \(Double(monotonicNs() - start) / 1e6) ms")
     }
 }
+
+/// A mutation whose reply is lost, re-sent to a master whose retry cache never saw it:
+/// a new leader, or the same master restarted (the cache is per master and in memory,
+/// PROTOCOL.md §3.1). The re-send runs the mutation again against the changed namespace.
+final class LostReplyOnANewLeaderTests: XCTestCase {
+    var dir = ""
+    var cluster: EmbeddedCluster!
+    var c: CurvineClient!
+
+    override func setUpWithError() throws {
+        dir = tempDir("xm")
+        cluster = try EmbeddedCluster.start(dataDir: dir, standbyMasters: 1, syncWrites: false)
+        c = try CurvineClient(options: quickOptions(cluster.masterAddresses))
+    }
+
+    override func tearDown() {
+        c?.close()
+        cluster?.stop()
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    func file(_ path: String) throws {
+        let s = try c.createFile(path, options: CreateOptions(blockSize: 1 << 20, replicas: 1))
+        try c.completeFile(path, length: 0, commit: [], onlyFlush: false, inodeId: s.id)
+    }
+
+    func testDeleteIsDoneNotENOENT() throws {
+        try file("/a")
+        cluster.loseNextReplyThenFailover(.delete)
+        XCTAssertNoThrow(try c.delete("/a", recursive: false))
+        XCTAssertFalse(try c.exists("/a"))
+        // Without a lost reply a missing name is still ENOENT.
+        XCTAssertThrowsError(try c.delete("/a", recursive: false)) {
+            XCTAssertEqual(($0 as? CurvineError)?.errno, ENOENT)
+        }
+    }
+
+    func testMkdirIsTheDirectory() throws {
+        cluster.loseNextReplyThenFailover(.mkdir)
+        let s = try c.mkdir("/m", mode: 0o755, owner: "", group: "", createParent: false)
+        XCTAssertEqual(s.kind, .directory)
+    }
+
+    /// O_EXCL create keeps its exclusivity: the re-send's FileAlreadyExists cannot be told
+    /// from another client's create, so it is reported (SEMANTICS.md); the file exists.
+    func testExclusiveCreateReportsEEXISTAndTheFileExists() throws {
+        cluster.loseNextReplyThenFailover(.createFile)
+        XCTAssertThrowsError(try c.createFile("/x", options: CreateOptions(blockSize: 1 << 20, replicas: 1))) {
+            XCTAssertEqual(($0 as? CurvineError)?.errno, EEXIST)
+        }
+        XCTAssertEqual(try c.fileStatus("/x").length, 0)
+    }
+}

@@ -257,3 +257,66 @@ final class LostReplyTests: XCTestCase {
 }
 
 func ms(_ s: Double?) -> String { s.map { String(format: "%.0f ms", $0 * 1000) } ?? "never" }
+
+/// A namespace change whose reply is lost and whose re-send reaches a new leader (its
+/// retry cache never saw the request, PROTOCOL.md §3.1): the re-send runs again against
+/// the changed namespace and fails, but the core reports what happened, not that failure.
+final class LostReplyOnANewLeaderCoreTests: XCTestCase {
+    var rig: CoreRig!
+
+    override func setUpWithError() throws { rig = try CoreRig(tag: "lrnl", standbyMasters: 1) }
+    override func tearDown() { rig?.stop() }
+
+    func testRenameUnlinkMkdirAndCreateAcrossALeaderChange() throws {
+        let core = rig.core, root = rig.root, cluster = rig.cluster
+        let data = patternBytes(1000, seed: 3)
+        // rename: ENOENT from the re-send; the source's id under the destination says done.
+        let f = try rig.writeFile("r1", data)
+        cluster.loseNextReplyThenFailover(.rename)
+        XCTAssertNoThrow(try core.rename(parent: 1, name: "r1", newParent: 1, newName: "r2", flags: 0, ctx: root))
+        XCTAssertEqual(try rig.lookup("r2"), f)
+        XCTAssertEqual(try rig.client.fileStatus("/r2").length, 1000)
+        XCTAssertFalse(try rig.client.exists("/r1"))
+        // RENAME_NOREPLACE: the re-send finds the destination.
+        cluster.loseNextReplyThenFailover(.rename)
+        XCTAssertNoThrow(try core.rename(parent: 1, name: "r2", newParent: 1, newName: "r3", flags: 1, ctx: root))
+        XCTAssertEqual(try rig.lookup("r3"), f)
+        // A rename that really fails still fails, with its own errno.
+        _ = try rig.writeFile("other", data)
+        cluster.loseNextReplyThenFailover(.rename)
+        XCTAssertThrowsError(try core.rename(parent: 1, name: "r3", newParent: 1, newName: "other", flags: 1, ctx: root)) {
+            XCTAssertEqual(($0 as? FSError)?.errno, EEXIST)
+        }
+        XCTAssertTrue(try rig.client.exists("/r3"))
+        // unlink: the re-send finds nothing; the name is gone, as asked.
+        cluster.loseNextReplyThenFailover(.delete)
+        XCTAssertNoThrow(try core.unlink(parent: 1, name: "r3", ctx: root))
+        XCTAssertFalse(try rig.client.exists("/r3"))
+        // unlink of an open file: its rename to a hidden name crosses the leader change.
+        let (e, o) = try core.create(parent: 1, name: "open", mode: 0o644, flags: O_RDWR | O_CREAT, ctx: root)
+        _ = try data.withUnsafeBytes { try core.write(ino: e.ino, fh: o.fh, offset: 0, data: $0, ctx: root) }
+        try core.flush(ino: e.ino, fh: o.fh)
+        cluster.loseNextReplyThenFailover(.rename)
+        XCTAssertNoThrow(try core.unlink(parent: 1, name: "open", ctx: root))
+        XCTAssertFalse(try rig.client.exists("/open"))
+        try core.release(ino: e.ino, fh: o.fh)
+        let names = try rig.client.listStatus("/").map(\.name)
+        XCTAssertFalse(names.contains { $0.hasPrefix(".curvine") || $0.contains("open") },
+                       "the hidden name is deleted at the last release: \(names)")
+        // mkdir: the re-send finds the directory it made.
+        cluster.loseNextReplyThenFailover(.mkdir)
+        XCTAssertNoThrow(try core.mkdir(parent: 1, name: "d", mode: 0o755, ctx: root))
+        // create without O_EXCL: the re-send's EEXIST opens the file the first attempt made.
+        cluster.loseNextReplyThenFailover(.createFile)
+        let (c1, h1) = try core.create(parent: 1, name: "c1", mode: 0o644, flags: O_WRONLY | O_CREAT, ctx: root)
+        try core.release(ino: c1.ino, fh: h1.fh)
+        XCTAssertTrue(try rig.client.exists("/c1"))
+        // O_EXCL keeps its exclusivity: EEXIST, and the file is there (SEMANTICS.md).
+        cluster.loseNextReplyThenFailover(.createFile)
+        XCTAssertThrowsError(try core.create(parent: 1, name: "c2", mode: 0o644, flags: O_WRONLY | O_CREAT | O_EXCL, ctx: root)) {
+            XCTAssertEqual(($0 as? FSError)?.errno, EEXIST)
+        }
+        XCTAssertTrue(try rig.client.exists("/c2"))
+        faultLog.note("lost reply + leader change on rename, rename NOREPLACE, unlink, unlink of an open file, mkdir, create: each reported what happened")
+    }
+}
