@@ -136,10 +136,10 @@ extension FileSystemCore {
     /// name is free at once for a new file). Returns the hidden name, or nil when the
     /// inode is not open.
     func hideIfOpen(parent: UInt64, parentPath: String, name: String, ino: UInt64) throws -> String? {
-        let (open, id) = table.lock.withLock { (table.nodeLocked(ino)?.open, table.nodeLocked(ino)?.id) }
-        guard let o = open, let id else { return nil }
+        let node = table.lock.withLock { table.nodeLocked(ino).map { (open: $0.open, id: $0.id) } }
+        guard let node, let o = node.open else { return nil }
         let hidden = nextHiddenName(ino)
-        try renameOnMaster(table.childPath(parentPath, name), table.childPath(parentPath, hidden), .noReplace, srcId: id)
+        try renameOnMaster(table.childPath(parentPath, name), table.childPath(parentPath, hidden), .noReplace, srcId: node.id)
         let stillOpen: Bool = table.lock.withLock {
             table.renameLocked(parent, name, parent, hidden, now: monotonicNs(), entryExpiresNs: 0, ino: ino)
             table.invalidateStatusLocked(parent)
